@@ -1,0 +1,1 @@
+"""The run store (shell): run directories, the SQLite ledger, metrics, budget guard."""

@@ -1,0 +1,68 @@
+"""The simulated annotator of the core, behind the live :class:`~alband.annotators.base.Annotator` protocol.
+
+It answers with the same noisy label, tokens and dollars as
+:mod:`alband.simulate.annotator_model` (the functions are the same), so a live
+run with simulated annotators buys exactly what ``simulate`` predicts for the
+same seed. Research use: it needs the gold labels of the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from alband.annotators.base import Annotation, Item
+from alband.simulate.annotator_model import (
+    SimulatedAnnotator,
+    annotation_cost_usd,
+    noisy_labels,
+    reserve_usd,
+    token_counts,
+)
+
+
+@dataclass
+class SimulatedLiveAnnotator:
+    """Labels items of a pool whose gold labels are known, through a noise model.
+
+    ``key`` is the run's annotate key (:func:`alband.rounds.run_keys`);
+    ``gold``, ``text_chars`` and ``text_bytes`` are per pool index.
+    """
+
+    name: str
+    model: SimulatedAnnotator
+    key: object
+    gold: np.ndarray
+    text_chars: np.ndarray
+    text_bytes: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Per-item prices are computed once, vectorised, with the core's float32 arithmetic.
+        self._cost = np.asarray(annotation_cost_usd(self.model, jnp.asarray(self.text_chars)), np.float64)
+        self._reserve = np.asarray(reserve_usd(self.model, jnp.asarray(self.text_bytes)), np.float64)
+        tokens_in, tokens_out = token_counts(self.model, jnp.asarray(self.text_chars))
+        self._tokens_in = np.asarray(tokens_in)
+        self._tokens_out = np.asarray(tokens_out)
+
+    def expected_cost_usd(self) -> np.ndarray:
+        """Dollars each pool item costs (what the policy sees as ``ctx.cost_usd``)."""
+        return self._cost
+
+    def max_cost_usd(self, item: Item) -> float:
+        return float(self._reserve[item.pool_index])
+
+    def annotate(self, item: Item) -> Annotation:
+        i = item.pool_index
+        label = noisy_labels(self.model, self.key, jnp.asarray([i]), jnp.asarray([self.gold[i]]))
+        return Annotation(
+            pool_index=i,
+            item_id=item.item_id,
+            annotator=self.name,
+            label=int(label[0]),
+            cost_usd=float(self._cost[i]),
+            input_tokens=int(self._tokens_in[i]),
+            output_tokens=int(self._tokens_out[i]),
+            confidence=float(self.model.confusion[self.gold[i], self.gold[i]]),
+        )

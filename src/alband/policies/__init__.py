@@ -1,0 +1,20 @@
+"""Query policies (core): which unlabeled items to buy labels for next.
+
+Every policy has the one signature of :mod:`alband.policies.base`; names are
+registered in :mod:`alband.policies.registry`. Importing this package
+registers the built-in policies.
+"""
+
+from alband.policies import random_sampling, uncertainty  # noqa: F401  (registration)
+from alband.policies.base import QueryPolicy, RoundContext, score_policy, top_unqueried
+from alband.policies.registry import available_policies, make_policy, register_policy
+
+__all__ = [
+    "QueryPolicy",
+    "RoundContext",
+    "available_policies",
+    "make_policy",
+    "register_policy",
+    "score_policy",
+    "top_unqueried",
+]

@@ -1,0 +1,81 @@
+"""The one signature of every query policy.
+
+A query policy is a triple of pure functions, in the spirit of optax's
+``init`` / ``update`` pairs::
+
+    state            = policy.init(ctx)
+    indices, state   = policy.select(state, ctx, key, batch_size)
+    state            = policy.update(state, ctx, indices, labels, accepted)
+
+* ``ctx`` is the :class:`RoundContext` of the round: the pool embeddings, the
+  mask of items already queried, the current learner's predictive
+  probabilities and parameters, and each item's expected annotation cost.
+* ``select`` returns ``batch_size`` **distinct** pool indices (int32). Indices
+  of items already queried may only appear when fewer than ``batch_size``
+  unqueried items are left; the loop drops them (it checks ``ctx.queried``).
+* ``update`` sees what the annotators returned (labels, and which items were
+  bought before the budget ran out); stateless policies ignore it.
+
+``batch_size`` is a static Python int. A policy never knows who annotates.
+Policies that only score items are written with :func:`score_policy`, which
+takes the ``batch_size`` highest scores among unqueried items with one masked
+``lax.top_k`` pass (no Python loop over the pool).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from alband.models.softmax_regression import SoftmaxParams
+
+Array = jax.Array
+PolicyState = Any
+
+
+class RoundContext(NamedTuple):
+    """Everything a policy may look at when it chooses a batch."""
+
+    x: Array  # (N, d) float32 pool embeddings
+    queried: Array  # (N,) bool, already annotated
+    probs: Array  # (N, C) current predictive probabilities
+    params: SoftmaxParams  # current learner parameters
+    cost_usd: Array  # (N,) expected dollars to annotate each item
+    round: Array  # () int32, 1 for the first query round
+
+
+class QueryPolicy(NamedTuple):
+    """A query policy: ``init``, ``select`` and ``update`` (module docstring)."""
+
+    name: str
+    init: Callable[[RoundContext], PolicyState]
+    select: Callable[[PolicyState, RoundContext, Array, int], tuple[Array, PolicyState]]
+    update: Callable[[PolicyState, RoundContext, Array, Array, Array], PolicyState]
+
+
+def _stateless_init(ctx: RoundContext) -> PolicyState:
+    return ()
+
+
+def _stateless_update(state, ctx, indices, labels, accepted) -> PolicyState:
+    return state
+
+
+def top_unqueried(scores: Array, queried: Array, batch_size: int) -> Array:
+    """Indices of the ``batch_size`` highest scores among unqueried items, distinct.
+
+    Ties are broken towards the lower pool index (``lax.top_k`` order).
+    """
+    masked = jnp.where(queried, -jnp.inf, scores.astype(jnp.float32))
+    return jax.lax.top_k(masked, batch_size)[1].astype(jnp.int32)
+
+
+def score_policy(name: str, score: Callable[[RoundContext, Array], Array]) -> QueryPolicy:
+    """A stateless policy that takes the top-``B`` items of ``score(ctx, key)``."""
+
+    def select(state, ctx, key, batch_size):
+        return top_unqueried(score(ctx, key), ctx.queried, batch_size), state
+
+    return QueryPolicy(name, _stateless_init, select, _stateless_update)

@@ -1,0 +1,134 @@
+"""The pure steps of one active-learning round, shared by the simulator and the live loop.
+
+The survey's Algorithm 1 (initialize, then query -> annotate -> train until a
+stopping rule fires) is split into jitted steps so that
+:func:`alband.simulate.simulate` (a ``lax.scan``) and the live loop
+(:mod:`alband.loop`, with real annotators and a ledger) call the *same*
+functions with the same keys:
+
+* keys: ``PRNGKey(seed)`` splits into ``init``, ``query`` and ``annotate`` keys;
+  round ``r`` queries with ``fold_in(query, r)``;
+* :func:`initial_indices`: a uniformly random seed set;
+* :func:`propose`: predictive probabilities of the current learner, then the
+  policy's ``select``;
+* :func:`affordable`: which proposed items are bought: fresh (never queried)
+  and within the budget, in batch order, stopping at the first item whose
+  reservation does not fit (:func:`alband.costs.affordable_prefix`);
+* :func:`train`: warm-started refit on the training buffer.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from alband.costs.budget import affordable_prefix
+from alband.models.softmax_regression import SoftmaxParams, SoftmaxRegression, fit, predict_proba
+from alband.policies.base import PolicyState, QueryPolicy, RoundContext
+from alband.pool import LabelState
+
+Array = jax.Array
+
+
+class RunKeys(NamedTuple):
+    """The three independent key streams of a run."""
+
+    init: Array
+    query: Array
+    annotate: Array
+
+
+def run_keys(seed: int | Array) -> RunKeys:
+    """Split a seed (an int or a PRNG key) into the run's key streams."""
+    key = jax.random.PRNGKey(seed) if isinstance(seed, int) else seed
+    init, query, annotate = jax.random.split(key, 3)
+    return RunKeys(init, query, annotate)
+
+
+def query_key(keys: RunKeys, round_index: int | Array) -> Array:
+    return jax.random.fold_in(keys.query, round_index)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def initial_indices(key: Array, n_items: int, n_initial: int) -> Array:
+    """``n_initial`` distinct pool indices drawn uniformly at random."""
+    return jax.lax.top_k(jax.random.uniform(key, (n_items,)), n_initial)[1].astype(jnp.int32)
+
+
+@partial(jax.jit, static_argnums=0)
+def train(model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: LabelState) -> SoftmaxParams:
+    """Refit the learner on the labels bought so far, warm-started from ``params``."""
+    return fit(model, params, x[state.train_index], state.train_label, state.train_weight)
+
+
+def round_context(
+    x: Array, state: LabelState, params: SoftmaxParams, cost_usd: Array, round_index: Array
+) -> RoundContext:
+    return RoundContext(
+        x=x,
+        queried=state.queried,
+        probs=predict_proba(params, x),
+        params=params,
+        cost_usd=cost_usd,
+        round=jnp.asarray(round_index, jnp.int32),
+    )
+
+
+@partial(jax.jit, static_argnames=("policy", "batch_size"))
+def propose(
+    policy: QueryPolicy,
+    policy_state: PolicyState,
+    x: Array,
+    state: LabelState,
+    params: SoftmaxParams,
+    cost_usd: Array,
+    round_index: Array,
+    key: Array,
+    batch_size: int,
+) -> tuple[Array, PolicyState]:
+    """The policy's batch for this round (``batch_size`` distinct pool indices)."""
+    ctx = round_context(x, state, params, cost_usd, round_index)
+    return policy.select(policy_state, ctx, key, batch_size)
+
+
+@partial(jax.jit, static_argnames=("policy",))
+def update_policy(
+    policy: QueryPolicy,
+    policy_state: PolicyState,
+    x: Array,
+    state: LabelState,
+    params: SoftmaxParams,
+    cost_usd: Array,
+    round_index: Array,
+    index: Array,
+    label: Array,
+    accepted: Array,
+) -> PolicyState:
+    ctx = round_context(x, state, params, cost_usd, round_index)
+    return policy.update(policy_state, ctx, index, label, accepted)
+
+
+def affordable(
+    state: LabelState,
+    index: Array,
+    reserve_usd: Array,
+    cost_usd: Array,
+    limit_usd: Array | float,
+    stopped: Array | bool,
+) -> tuple[Array, Array]:
+    """Which of the proposed items are bought, and whether the budget ran out.
+
+    ``reserve_usd`` and ``cost_usd`` are per pool item. Items already queried
+    are skipped at no cost; the first fresh item whose reservation does not
+    fit ends the run (``exhausted``), and nothing after it is bought.
+    """
+    fresh = ~state.queried[index]
+    reserve = jnp.where(fresh, reserve_usd[index], 0.0)
+    cost = jnp.where(fresh, cost_usd[index], 0.0)
+    fits = affordable_prefix(state.spent_usd, limit_usd, reserve, cost, xp=jnp)
+    exhausted = jnp.asarray(stopped) | ~jnp.all(fits)
+    accepted = fits & fresh & ~jnp.asarray(stopped)
+    return accepted, exhausted

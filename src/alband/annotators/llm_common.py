@@ -1,0 +1,408 @@
+"""What every LLM annotator shares: the cost bound, the call, the money rules.
+
+**Cost bound** (:meth:`LLMAnnotator.max_cost_usd`, reserved before a call).
+Byte-level BPE tokenizers emit tokens of at least one byte, so the UTF-8 byte
+count of the prompt bounds its token count. Chat formatting adds a few tokens
+per message and per request, hence::
+
+    input_tokens  <= bytes(system) + sum bytes(message) + o_msg * (n_messages + 1) + o_req
+    output_tokens <= max_tokens
+    max_cost = input_bound * p_in * m + max_tokens * p_out + usd_per_label      (/ 1e6 per token)
+
+with ``m = max(1, cache_write_multiplier, cache_read_multiplier)`` (2 for
+Anthropic 1-hour cache writes): a token can be billed as plain input, cache
+write or cache read, and the bound holds whichever it is. Reasoning/thinking
+tokens count towards ``max_tokens`` and bill as output, so they are covered.
+
+**What a call costs.** The provider's reported usage, turned into dollars by
+:func:`alband.costs.usage_cost_usd` after the provider's conventions are
+normalised (see the two provider modules). Outcomes:
+
+* success: cost from usage; the label may still be invalid (off-label,
+  refusal, unparseable): an invalid answer was paid for all the same;
+* a 200 response whose body is not JSON, or that lacks a usable ``usage``,
+  or a read timeout / dropped connection after the request was sent: the
+  provider may have billed it, the amount is unknown, so the annotation is
+  invalid and charged the *bound* (``extra["cost_is_upper_bound"] = True``);
+* an HTTP error (429, 5xx, 4xx) after the SDK's retries, a refused
+  connection or a missing API key: nothing was billed; :class:`AnnotatorError`
+  is raised and the caller releases the reservation.
+
+The SDK retries 408/409/429/5xx and connection errors ``max_retries`` times
+with backoff (honouring ``retry-after-ms`` / ``retry-after``); rejected
+attempts are not billed. An attempt that timed out and was then retried
+successfully may have been billed by the provider without the client ever
+seeing its usage: set ``max_retries=0`` to make every timeout visible.
+
+**Secrets.** The API key is read from the environment variable
+``api_key_env`` when the first live call is made, handed to the SDK client
+and nowhere else: not to the cache (which stores response bodies only), not
+to ``raw``, and it is redacted from every error message.
+
+**Cache.** With ``cache_dir``, response bodies are stored under
+``sha256(provider, endpoint, request)`` (:mod:`alband.annotators.cache`); a
+hit replays the body, costs ``$0`` and makes no HTTP request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+from alband.annotators.base import Annotation, Item
+from alband.annotators.cache import ResponseCache, request_key
+from alband.annotators.parsing import label_span_probability, parse_label_answer
+from alband.annotators.prompts import DEFAULT_INSTRUCTIONS, ClassificationPrompt, RenderedPrompt
+from alband.costs.prices import Price, Usage
+from alband.errors import AlbandError
+
+log = logging.getLogger(__name__)
+
+#: Anthropic bills 1-hour cache writes at twice the input price (5-minute writes
+#: use :attr:`Price.cache_write_multiplier`).
+ONE_HOUR_CACHE_WRITE_MULTIPLIER = 2.0
+#: Placeholder key sent to servers that need none (``api_key_env=None``).
+NO_KEY_PLACEHOLDER = "no-key"
+
+
+class AnnotatorError(AlbandError):
+    """An annotation request failed and billed nothing; release its reservation.
+
+    Raised after the SDK's own retries are exhausted (HTTP 429/5xx/4xx), when
+    the server cannot be reached, or when the API key is missing. The message
+    names the annotator, model and cause, and never contains the API key.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class BilledUsage:
+    """A response's usage normalised to :class:`Usage`, and its dollar cost."""
+
+    usage: Usage
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderReply:
+    """The parts of a provider response an annotation needs."""
+
+    text: str | None
+    response_id: str = ""
+    finish_reason: str | None = None
+    refusal: str | None = None
+    usage: BilledUsage | None = None
+    usage_problem: str | None = None
+    token_logprobs: list[tuple[str, float]] | None = None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``[redacted]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def nonnegative_int(value: Any) -> int | None:
+    """``value`` if it is an int >= 0 (not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+class LLMAnnotator(ABC):
+    """Base of :class:`AnthropicAnnotator` and :class:`OpenAIAnnotator` (see module docstring).
+
+    Subclasses supply the request body, the SDK call and the reading of a
+    response body; everything about money, caching, parsing and errors is here.
+    """
+
+    provider: ClassVar[str] = ""
+    default_endpoint: ClassVar[str] = ""
+    base_url_env: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        label_names: Sequence[str],
+        price: Price,
+        *,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        max_tokens: int = 64,
+        timeout_s: float = 30.0,
+        max_retries: int = 2,
+        cache_dir: str | os.PathLike | None = None,
+        temperature: float | None = None,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        label_descriptions: Mapping[str, str] | None = None,
+        examples: Iterable[tuple[str, str]] = (),
+        extra_body: Mapping[str, Any] | None = None,
+        per_message_overhead_tokens: int = 8,
+        request_overhead_tokens: int = 64,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise AlbandError(f"annotator name must be non-empty text, got {name!r}")
+        if not isinstance(model, str) or not model.strip():
+            raise AlbandError(f"annotator {name!r}: model must be non-empty text, got {model!r}")
+        if not isinstance(price, Price):
+            raise AlbandError(f"annotator {name!r}: price must be an alband.costs.Price, got {type(price).__name__}")
+        for field_name, value, low in (("max_tokens", max_tokens, 1), ("max_retries", max_retries, 0),
+                                       ("per_message_overhead_tokens", per_message_overhead_tokens, 0),
+                                       ("request_overhead_tokens", request_overhead_tokens, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise AlbandError(f"annotator {name!r}: {field_name} must be an integer >= {low}, got {value!r}")
+        if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+            raise AlbandError(f"annotator {name!r}: timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+        if temperature is not None and not (isinstance(temperature, (int, float)) and temperature >= 0):
+            raise AlbandError(f"annotator {name!r}: temperature must be a number >= 0 or None, got {temperature!r}")
+        self.name = name
+        self.model = model
+        self.price = price
+        self.base_url = base_url
+        if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env.strip()):
+            raise AlbandError(f"annotator {name!r}: api_key_env must name an environment variable or be None, "
+                              f"got {api_key_env!r}")
+        self.api_key_env = api_key_env
+        self.max_tokens = max_tokens
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max_retries
+        self.temperature = temperature
+        self.extra_body = dict(extra_body or {})
+        self.per_message_overhead_tokens = per_message_overhead_tokens
+        self.request_overhead_tokens = request_overhead_tokens
+        self.prompt = ClassificationPrompt(tuple(label_names), instructions, label_descriptions, tuple(examples))
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self._client_lock = threading.Lock()
+        self._client_instance = None
+        self._secrets: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------ subclass hooks
+    @abstractmethod
+    def _build_request(self, rendered: RenderedPrompt) -> dict:
+        """The JSON request body (model, prompt, parameters) for one item."""
+
+    @abstractmethod
+    def _new_client(self, api_key: str):
+        """A configured SDK client."""
+
+    @abstractmethod
+    def _post(self, client, request: dict) -> tuple[str, int]:
+        """Send ``request``; return the response body text and the retries taken."""
+
+    @abstractmethod
+    def _read_reply(self, body: dict) -> ProviderReply:
+        """Extract text, usage and metadata from a decoded response body."""
+
+    @abstractmethod
+    def _sdk(self):
+        """The SDK module (for its exception classes)."""
+
+    def _cache_write_multiplier_bound(self) -> float:
+        """Largest cache-write multiplier a response of this annotator can bill."""
+        return self.price.cache_write_multiplier
+
+    # ------------------------------------------------------------------- public
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.prompt.label_names
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL requests go to (part of the cache key)."""
+        if self.base_url is not None:
+            return self.base_url.rstrip("/")
+        from_env = os.environ.get(self.base_url_env) if self.base_url_env else None
+        return (from_env or self.default_endpoint).rstrip("/")
+
+    def with_examples(self, examples: Iterable[tuple[str, str]]) -> "LLMAnnotator":
+        """A copy using these few-shot examples (sharing client and cache)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.prompt = self.prompt.with_examples(examples)
+        return clone
+
+    def input_token_bound(self, item: Item) -> int:
+        """Upper bound on the input tokens of ``item``'s request (module docstring)."""
+        return self._input_token_bound(self.prompt.render(item.text))
+
+    def max_cost_usd(self, item: Item) -> float:
+        """Upper bound on the dollars :meth:`annotate` can bill for ``item``."""
+        return self._max_cost(self.prompt.render(item.text))
+
+    def annotate(self, item: Item) -> Annotation:
+        rendered = self.prompt.render(item.text)
+        request = self._build_request(rendered)
+        bound = self._max_cost(rendered)
+        started = time.perf_counter()
+        key = request_key(self.provider, self.endpoint, request) if self.cache is not None else None
+        if key is not None:
+            body = self.cache.get(key)
+            if body is not None:
+                replayed = self._annotation(item, body, bound, time.perf_counter() - started,
+                                            retries=0, cache_key=key, cache_hit=True)
+                if replayed is not None:
+                    return replayed
+                log.warning("annotator %s: cache entry %s unreadable; asking the provider again", self.name, key)
+        client = self._client()
+        try:
+            body, retries = self._post(client, request)
+        except Exception as err:  # noqa: BLE001 - classified below, re-raised if unknown
+            return self._failure(item, err, bound, time.perf_counter() - started)
+        annotation = self._annotation(item, body, bound, time.perf_counter() - started,
+                                      retries=retries, cache_key=key, cache_hit=False)
+        if key is not None and not annotation.extra.get("cost_is_upper_bound"):
+            try:
+                self.cache.put(key, body, provider=self.provider, model=self.model, secrets=self._secrets)
+            except AlbandError as err:
+                log.warning("annotator %s: response not cached: %s", self.name, err)
+        return annotation
+
+    # ----------------------------------------------------------------- internals
+    def _input_token_bound(self, rendered: RenderedPrompt) -> int:
+        n_messages = len(rendered.messages) + 1  # + the system text
+        return rendered.utf8_bytes() + self.per_message_overhead_tokens * n_messages + self.request_overhead_tokens
+
+    def _max_cost(self, rendered: RenderedPrompt) -> float:
+        multiplier = max(1.0, self._cache_write_multiplier_bound(), self.price.cache_read_multiplier)
+        input_usd = self._input_token_bound(rendered) * self.price.input_usd_per_mtok * multiplier
+        output_usd = self.max_tokens * self.price.output_usd_per_mtok
+        return (input_usd + output_usd) / 1e6 + self.price.usd_per_label
+
+    def _client(self):
+        with self._client_lock:
+            if self._client_instance is None:
+                if self.api_key_env:
+                    api_key = os.environ.get(self.api_key_env, "")
+                    if not api_key.strip():
+                        raise AnnotatorError(
+                            f"annotator {self.name!r}: environment variable {self.api_key_env} is not set; "
+                            f"the {self.provider} API key is read from the environment only "
+                            "(use api_key_env=None for a local server that needs no key)"
+                        )
+                else:
+                    api_key = NO_KEY_PLACEHOLDER
+                self._secrets = (api_key,) if api_key != NO_KEY_PLACEHOLDER else ()
+                self._client_instance = self._new_client(api_key)
+            return self._client_instance
+
+    def _where(self) -> str:
+        return f"annotator {self.name!r} ({self.provider} model {self.model!r} at {self.endpoint})"
+
+    def _failure(self, item: Item, err: Exception, bound: float, latency_s: float) -> Annotation:
+        """Raise :class:`AnnotatorError` if nothing was billed, else a paid invalid annotation."""
+        import httpx2
+
+        sdk = self._sdk()
+        detail = redact(str(err) or type(err).__name__, self._secrets)
+        if isinstance(err, sdk.APIStatusError):
+            status = getattr(err, "status_code", None)
+            raise AnnotatorError(
+                f"{self._where()}: HTTP {status} after {self.max_retries} retries: {detail}",
+                status_code=status,
+            ) from None
+        if isinstance(err, sdk.APIConnectionError):
+            cause = err.__cause__
+            never_sent = isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
+            if never_sent:
+                raise AnnotatorError(
+                    f"{self._where()}: cannot connect after {self.max_retries} retries: "
+                    f"{redact(str(cause) or type(cause).__name__, self._secrets)}"
+                ) from None
+            if isinstance(err, sdk.APITimeoutError):
+                reason = (f"no response within {self.timeout_s:g} s after {self.max_retries} retries; "
+                          "the provider may have billed the request")
+            else:
+                reason = (f"connection lost after the request was sent ({type(cause).__name__ if cause else detail}); "
+                          "the provider may have billed the request")
+            log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
+            return self._paid_invalid(item, bound, latency_s, reason)
+        if isinstance(err, AlbandError):
+            raise err
+        raise AnnotatorError(f"{self._where()}: request failed: {type(err).__name__}: {detail}") from None
+
+    def _paid_invalid(self, item: Item, bound: float, latency_s: float, reason: str,
+                      response_id: str = "", raw: str = "", retries: int = 0) -> Annotation:
+        return Annotation(
+            pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=None,
+            cost_usd=bound, latency_s=latency_s, response_id=response_id, raw=raw,
+            extra={"invalid_reason": reason, "cost_is_upper_bound": True, "cost_bound_usd": bound,
+                   "model": self.model, "retries": retries, "cache_hit": False},
+        )
+
+    def _annotation(self, item: Item, body_text: str, bound: float, latency_s: float, *,
+                    retries: int, cache_key: str | None, cache_hit: bool) -> Annotation | None:
+        """The annotation for a response body (``None`` for an unreadable cached body)."""
+        try:
+            body = json.loads(body_text)
+            if not isinstance(body, dict):
+                raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+            reply = self._read_reply(body)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+            if cache_hit:
+                return None
+            reason = f"malformed response body ({type(err).__name__}: {redact(str(err), self._secrets)[:200]})"
+            log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
+            return self._paid_invalid(item, bound, latency_s, reason, retries=retries)
+
+        extra: dict[str, Any] = {"model": self.model, "retries": retries, "cache_hit": cache_hit,
+                                 "cost_bound_usd": bound, "finish_reason": reply.finish_reason}
+        if reply.usage is None:
+            if cache_hit:
+                return None
+            reason = f"response has no usable usage ({reply.usage_problem}); the cost is unknown"
+            log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
+            return self._paid_invalid(item, bound, latency_s, reason, reply.response_id,
+                                      redact(reply.text or "", self._secrets), retries)
+
+        usage = reply.usage
+        extra.update(usage.details)
+        if reply.refusal is not None:
+            label, confidence, source = None, float("nan"), "none"
+            extra["invalid_reason"] = f"refusal: {reply.refusal}" if reply.refusal else "refusal"
+        else:
+            parsed = parse_label_answer(reply.text, self.prompt.label_names)
+            label = parsed.label
+            extra["parse_method"] = parsed.method
+            if parsed.invalid_reason:
+                extra["invalid_reason"] = parsed.invalid_reason
+            confidence, source = float("nan"), "none"
+            if label is not None and reply.token_logprobs:
+                confidence = label_span_probability(reply.token_logprobs, reply.text or "", parsed.span)
+                source = "logprobs" if not math.isnan(confidence) else "none"
+            if math.isnan(confidence) and not math.isnan(parsed.confidence):
+                confidence, source = parsed.confidence, "self_reported"
+        extra["confidence_source"] = source
+
+        if cache_hit:
+            extra.update(cache_key=cache_key, original_cost_usd=usage.cost_usd,
+                         original_input_tokens=usage.input_tokens, original_output_tokens=usage.output_tokens)
+            cost, input_tokens, output_tokens = 0.0, 0, 0
+        else:
+            cost, input_tokens, output_tokens = usage.cost_usd, usage.input_tokens, usage.output_tokens
+            if cost > bound * (1 + 1e-9) + 1e-15:
+                extra["cost_bound_exceeded"] = True
+                log.error("%s: item %s cost $%.9f, above its bound $%.9f: the token bound's assumptions "
+                          "failed (raise request_overhead_tokens)", self._where(), item.item_id, cost, bound)
+        return Annotation(
+            pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=label,
+            cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, confidence=confidence,
+            latency_s=latency_s, response_id=reply.response_id,
+            raw=redact(reply.text if reply.text is not None else (reply.refusal or ""), self._secrets),
+            extra=extra,
+        )

@@ -14,3 +14,7 @@ class AlbandError(Exception):
 
 class BudgetExhausted(AlbandError):
     """The budget cannot cover the largest possible cost of the next request."""
+
+
+class AnnotatorError(AlbandError):
+    """An annotation request failed and billed nothing (after the SDK's retries)."""

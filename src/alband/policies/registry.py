@@ -13,6 +13,7 @@ from alband.errors import AlbandError
 from alband.policies.base import QueryPolicy
 
 _FACTORIES: dict[str, Callable[..., QueryPolicy]] = {}
+_BUILT: dict[tuple, QueryPolicy] = {}
 
 
 def register_policy(name: str) -> Callable[[Callable[..., QueryPolicy]], Callable[..., QueryPolicy]]:
@@ -32,7 +33,22 @@ def available_policies() -> list[str]:
 
 
 def make_policy(name: str, **hyperparameters) -> QueryPolicy:
-    """The policy registered as ``name``, built with ``hyperparameters``."""
+    """The policy registered as ``name``, built with ``hyperparameters``.
+
+    Equal arguments return the *same* policy object, so jitted functions that
+    take the policy as a static argument compile once per policy, not per call.
+    """
+    try:
+        key = (name, tuple(sorted(hyperparameters.items())))
+        hash(key)
+    except TypeError:
+        return _build(name, hyperparameters)
+    if key not in _BUILT:
+        _BUILT[key] = _build(name, hyperparameters)
+    return _BUILT[key]
+
+
+def _build(name: str, hyperparameters: dict) -> QueryPolicy:
     try:
         factory = _FACTORIES[name]
     except KeyError:

@@ -166,3 +166,6 @@ def simulate_seeds(
     """:func:`simulate` vmapped over integer ``seeds`` (one episode each); leading axis = seed."""
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
     return jax.vmap(simulate, in_axes=(None, None, None, None, 0))(config, data, annotator, budget_usd, keys)
+
+
+simulate_seeds = jax.jit(simulate_seeds, static_argnums=0)

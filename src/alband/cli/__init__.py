@@ -1,0 +1,1 @@
+"""The ``alband`` command line (shell)."""

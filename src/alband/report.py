@@ -1,0 +1,85 @@
+"""``alband report``: one row per run directory, from its metrics and ledger (shell)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def summarise_run(path: Path) -> dict:
+    """Rounds, labels, dollars, accuracy and ledger counts of one run directory."""
+    from alband.store.run_dir import RunDir
+
+    run_dir = RunDir.open_existing(path)
+    metrics = run_dir.read_metrics()
+    with run_dir.open_ledger(read_only=True) as ledger:
+        rows = ledger.rows()
+        by_annotator: dict[str, dict] = {}
+        for row in rows:
+            if row.status != "settled":
+                continue
+            entry = by_annotator.setdefault(row.annotator, {"annotations": 0, "invalid": 0, "cost_usd": 0.0,
+                                                            "input_tokens": 0, "output_tokens": 0})
+            entry["annotations"] += 1
+            entry["invalid"] += 0 if row.valid else 1
+            entry["cost_usd"] += row.cost_usd
+            entry["input_tokens"] += row.input_tokens or 0
+            entry["output_tokens"] += row.output_tokens or 0
+        summary = {
+            "run_dir": str(path),
+            "status": ledger.get_meta("status", "unknown"),
+            "stop_reason": ledger.get_meta("stop_reason"),
+            "budget_usd": ledger.get_meta("budget_limit_usd"),
+            "ledger_spent_usd": ledger.spent_usd(),
+            "unsettled_reservations": len(ledger.unsettled()),
+            "annotators": by_annotator,
+        }
+    last = metrics[-1] if metrics else {}
+    summary.update(
+        rounds=last.get("round"),
+        n_labeled=last.get("n_labeled"),
+        test_accuracy=last.get("test_accuracy"),
+        curve={k: [m.get(k) for m in metrics] for k in ("round", "n_labeled", "spent_usd", "test_accuracy")},
+    )
+    return summary
+
+
+def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None) -> str:
+    summaries = [summarise_run(p) for p in paths]
+    if plot:
+        _plot(summaries, Path(plot))
+    if as_json:
+        return json.dumps(summaries, indent=2)
+    header = f"{'run':<40} {'status':<9} {'rounds':>6} {'labels':>6} {'spent $':>11} {'budget $':>9} {'accuracy':>8}  stop"
+    lines = [header]
+    for s in summaries:
+        lines.append(
+            f"{s['run_dir'][-40:]:<40} {s['status']:<9} {_fmt(s['rounds'], 'd'):>6} {_fmt(s['n_labeled'], 'd'):>6} "
+            f"{s['ledger_spent_usd']:>11.6f} {_fmt(s['budget_usd'], '.2f'):>9} {_fmt(s['test_accuracy'], '.4f'):>8}  "
+            f"{s['stop_reason'] or '-'}"
+        )
+    if plot:
+        lines.append(f"wrote {plot}")
+    return "\n".join(lines)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _plot(summaries: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for s in summaries:
+        ax.plot(s["curve"]["spent_usd"], s["curve"]["test_accuracy"], marker=".", label=Path(s["run_dir"]).name)
+    ax.set_xlabel("dollars spent")
+    ax.set_ylabel("test accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,155 @@
+"""From a validated config to a run: build the task, policy, learner and annotator; run or resume (shell).
+
+``start_run(config, out)`` creates the run directory (config copy, ledger,
+metrics) and drives :func:`alband.loop.live_rounds`; ``resume_run(run_dir)``
+reopens a run that was killed and continues it from its ledger. Both show a
+progress bar (labels, dollars spent, test accuracy) and write one line of
+``metrics.jsonl`` per round.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alband.annotators.simulated import SimulatedLiveAnnotator
+from alband.config import RunConfig, load_config, parse_config
+from alband.costs.prices import Price
+from alband.errors import AlbandError
+from alband.loop import LoopSettings, RoundEvent, live_rounds
+from alband.models.softmax_regression import SoftmaxRegression
+from alband.policies import make_policy
+from alband.rounds import run_keys
+from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
+from alband.task import Task
+
+_STATUS_KEY = "status"
+
+
+def load_task(config: RunConfig) -> Task:
+    """The dataset named by ``[data]``, as a pool and a test set."""
+    from alband.data.spec import load_dataset
+
+    return Task.from_dataset(load_dataset(config.data, base_dir=config.base_dir))
+
+
+def simulated_annotator_model(spec: dict[str, Any], n_classes: int, *, where: str = "") -> SimulatedAnnotator:
+    """A core :class:`SimulatedAnnotator` from an ``[annotators.NAME]`` table."""
+    price = Price(
+        input_usd_per_mtok=float(spec.get("input_usd_per_mtok", 0.0)),
+        output_usd_per_mtok=float(spec.get("output_usd_per_mtok", 0.0)),
+        usd_per_label=float(spec.get("usd_per_label", 0.0)),
+    )
+    try:
+        return make_simulated_annotator(
+            n_classes,
+            price,
+            flip_rate=float(spec.get("flip_rate", 0.0)),
+            confusion=None if "confusion" not in spec else np.asarray(spec["confusion"], np.float32),
+            prompt_tokens=int(spec.get("prompt_tokens", 0)),
+            output_tokens=int(spec.get("output_tokens", 0)),
+            max_output_tokens=spec.get("max_output_tokens"),
+            chars_per_token=float(spec.get("chars_per_token", 4.0)),
+            label_weight=float(spec.get("label_weight", 1.0)),
+        )
+    except AlbandError as err:
+        raise AlbandError(f"{where}{err}") from None
+
+
+def build_annotator(config: RunConfig, task: Task):
+    """The live annotator named by ``loop.annotator``, and the learner weight of its labels."""
+    name = config.loop.annotator
+    spec = config.annotators[name]
+    kind = spec.get("kind", "simulated")
+    where = f"{config.source}: [annotators.{name}]: "
+    if kind == "simulated":
+        task.require_gold(f"{where}a simulated annotator")
+        model = simulated_annotator_model(spec, task.n_classes, where=where)
+        annotator = SimulatedLiveAnnotator(
+            name, model, run_keys(config.loop.seed).annotate, task.y, task.text_chars, task.text_bytes
+        )
+        return annotator, annotator.expected_cost_usd(), float(model.label_weight)
+    raise AlbandError(f"{where}unknown annotator kind '{kind}'")
+
+
+def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
+    if config.loop.batch_size > task.n_items:
+        raise AlbandError(
+            f"{config.source}: [loop] batch_size={config.loop.batch_size} is larger than the pool ({task.n_items} items)"
+        )
+    if config.loop.initial_labels > task.n_items:
+        raise AlbandError(
+            f"{config.source}: [loop] initial_labels={config.loop.initial_labels} is larger than the pool ({task.n_items} items)"
+        )
+    return LoopSettings(
+        learner=SoftmaxRegression(task.n_classes, config.learner.c, config.learner.max_iter, config.learner.tol),
+        policy=make_policy(config.policy_name, **config.policy_params),
+        n_initial=config.loop.initial_labels,
+        batch_size=config.loop.batch_size,
+        n_rounds=config.loop.rounds,
+        seed=config.loop.seed,
+        budget_usd=config.budget_usd,
+    )
+
+
+def _progress(total: int, quiet: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="round", disable=quiet, file=sys.stderr, leave=False)
+
+
+def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEvent]:
+    """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
+    task = load_task(config)
+    settings = loop_settings(config, task)
+    annotator, expected_cost, weight = build_annotator(config, task)
+    events: list[RoundEvent] = []
+    with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
+        ledger.set_meta("base_dir", str(config.base_dir))
+        ledger.set_meta(_STATUS_KEY, "running")
+        done_rounds = metrics.last_round
+        bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{annotator.name}")
+        try:
+            for event in live_rounds(
+                settings, task, annotator, ledger, expected_cost_usd=expected_cost, label_weight=weight
+            ):
+                events.append(event)
+                if done_rounds is None or event.round > done_rounds:
+                    metrics.append(event.metrics())
+                bar.update(1)
+                bar.set_postfix(labels=event.n_labeled, spent=f"${event.spent_usd:.4f}", acc=f"{event.test_accuracy:.3f}")
+            ledger.set_meta(_STATUS_KEY, "complete")
+            if events:
+                ledger.set_meta("stop_reason", events[-1].stop_reason)
+        finally:
+            bar.close()
+    return events
+
+
+def start_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
+    """Create the run directory ``out`` for ``config`` and run it."""
+    from alband.store.run_dir import RunDir
+
+    run_dir = RunDir.create(out, config.text, budget_limit_usd=config.budget_usd)
+    return execute(config, run_dir, quiet=quiet)
+
+
+def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
+    """Continue the run in ``path`` from its ledger (nothing bought twice)."""
+    from alband.store.run_dir import RunDir
+
+    run_dir = RunDir.open_existing(path)
+    with run_dir.open_ledger(read_only=True) as ledger:
+        base_dir = ledger.get_meta("base_dir")
+    config = parse_config(
+        run_dir.config_text(),
+        source=str(run_dir.config_path),
+        base_dir=Path(base_dir) if base_dir else Path(path).resolve(),
+    )
+    return execute(config, run_dir, quiet=quiet)
+
+
+__all__ = ["build_annotator", "execute", "load_config", "load_task", "resume_run", "start_run"]

@@ -19,7 +19,7 @@ from alband.annotators.openai_annotator import OpenAIAnnotator
 from alband.costs import Budget, Price, affordable_prefix
 from alband.errors import AlbandError
 from alband.store.budget_guard import BudgetGuard
-from fake_llm_server import FakeLLMServer, Reply, shared_fake_llm_server  # noqa: F401 - fixture
+from fake_llm_server import Reply, shared_fake_llm_server  # noqa: F401 - fixture
 
 KEY_ENV = "ALBAND_TEST_LLM_KEY"
 LABELS = ["positive", "negative"]

@@ -200,3 +200,9 @@ def test_user_price_table(tmp_path):
     path.write_text(HEADER + '[models."local-llama"]\ninput_usd_per_mtok = 0\noutput_usd_per_mtok = 0\n'
                     'usd_per_label = 0.001\ncache_read_multiplier = 0.5\nprovider = "vllm"\n')
     assert load_price_table(path) == {"local-llama": Price(0.0, 0.0, 0.001, 1.25, 0.5)}
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "n", "messages", "model"])
+def test_extra_body_cannot_override_what_the_bound_depends_on(field):
+    with pytest.raises(AlbandError, match=f"extra_body may not set \\['{field}'\\]"):
+        OpenAIAnnotator("o", "m", ["a", "b"], PRICE, extra_body={field: 2})

@@ -291,3 +291,14 @@ def test_many_small_calls_are_quick(server):
         annotator.annotate(Item(index, str(index), f"text {index}"))
     per_call = (time.perf_counter() - started) / 20
     assert per_call < 0.5
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_wrong_key_is_a_clear_unretried_error(server, provider, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "sk-wrong-key")
+    annotator = make(provider, server)
+    with pytest.raises(AnnotatorError, match=r"HTTP 401: ") as info:
+        annotator.annotate(ITEM)
+    assert info.value.status_code == 401 and "retries" not in str(info.value)
+    assert "sk-wrong-key" not in str(info.value)
+    assert server.request_count == 1

@@ -34,6 +34,9 @@ attempts are not billed. An attempt that timed out and was then retried
 successfully may have been billed by the provider without the client ever
 seeing its usage: set ``max_retries=0`` to make every timeout visible.
 
+Prices must be those of the service tier actually used (a priority or
+fast tier bills more than the list price; batch less).
+
 **Secrets.** The API key is read from the environment variable
 ``api_key_env`` when the first live call is made, handed to the SDK client
 and nowhere else: not to the cache (which stores response bodies only), not
@@ -68,6 +71,10 @@ log = logging.getLogger(__name__)
 #: Anthropic bills 1-hour cache writes at twice the input price (5-minute writes
 #: use :attr:`Price.cache_write_multiplier`).
 ONE_HOUR_CACHE_WRITE_MULTIPLIER = 2.0
+#: Request fields the annotator owns: overriding them through ``extra_body``
+#: would change the prompt or the output limit the cost bound is computed from.
+RESERVED_REQUEST_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "max_completion_tokens",
+                                     "n", "stream"})
 #: Placeholder key sent to servers that need none (``api_key_env=None``).
 NO_KEY_PLACEHOLDER = "no-key"
 
@@ -184,6 +191,10 @@ class LLMAnnotator(ABC):
         self.max_retries = max_retries
         self.temperature = temperature
         self.extra_body = dict(extra_body or {})
+        clashes = sorted(RESERVED_REQUEST_FIELDS & set(self.extra_body))
+        if clashes:
+            raise AlbandError(f"annotator {name!r}: extra_body may not set {clashes!r}; the annotator sets "
+                              "them itself (use the max_tokens argument for the output limit)")
         self.per_message_overhead_tokens = per_message_overhead_tokens
         self.request_overhead_tokens = request_overhead_tokens
         self.prompt = ClassificationPrompt(tuple(label_names), instructions, label_descriptions, tuple(examples))
@@ -312,10 +323,9 @@ class LLMAnnotator(ABC):
         detail = redact(str(err) or type(err).__name__, self._secrets)
         if isinstance(err, sdk.APIStatusError):
             status = getattr(err, "status_code", None)
-            raise AnnotatorError(
-                f"{self._where()}: HTTP {status} after {self.max_retries} retries: {detail}",
-                status_code=status,
-            ) from None
+            retried = isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
+            after = f" after {self.max_retries} retries" if retried else ""
+            raise AnnotatorError(f"{self._where()}: HTTP {status}{after}: {detail}", status_code=status) from None
         if isinstance(err, sdk.APIConnectionError):
             cause = err.__cause__
             never_sent = isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))

@@ -75,6 +75,8 @@ ONE_HOUR_CACHE_WRITE_MULTIPLIER = 2.0
 #: would change the prompt or the output limit the cost bound is computed from.
 RESERVED_REQUEST_FIELDS = frozenset({"model", "messages", "system", "max_tokens", "max_completion_tokens",
                                      "n", "stream"})
+#: Transport errors raised before a request reached the server (nothing billed).
+_NEVER_SENT_ERRORS = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 #: Placeholder key sent to servers that need none (``api_key_env=None``).
 NO_KEY_PLACEHOLDER = "no-key"
 
@@ -317,8 +319,6 @@ class LLMAnnotator(ABC):
 
     def _failure(self, item: Item, err: Exception, bound: float, latency_s: float) -> Annotation:
         """Raise :class:`AnnotatorError` if nothing was billed, else a paid invalid annotation."""
-        import httpx2
-
         sdk = self._sdk()
         detail = redact(str(err) or type(err).__name__, self._secrets)
         if isinstance(err, sdk.APIStatusError):
@@ -328,7 +328,8 @@ class LLMAnnotator(ABC):
             raise AnnotatorError(f"{self._where()}: HTTP {status}{after}: {detail}", status_code=status) from None
         if isinstance(err, sdk.APIConnectionError):
             cause = err.__cause__
-            never_sent = isinstance(cause, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
+            # By class name: the SDKs sit on httpx2 (or on httpx in older releases).
+            never_sent = type(cause).__name__ in _NEVER_SENT_ERRORS
             if never_sent:
                 raise AnnotatorError(
                     f"{self._where()}: cannot connect after {self.max_retries} retries: "

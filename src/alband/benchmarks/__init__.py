@@ -1,0 +1,1 @@
+"""Benchmarks of alband's engines, timed against reference implementations."""

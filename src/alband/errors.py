@@ -17,4 +17,13 @@ class BudgetExhausted(AlbandError):
 
 
 class AnnotatorError(AlbandError):
-    """An annotation request failed and billed nothing (after the SDK's retries)."""
+    """An annotation request failed and billed nothing: release its reservation.
+
+    Raised after the SDK's own retries are exhausted (HTTP 429/5xx/4xx), when
+    the server cannot be reached, when the API key is missing, or when a
+    human quits. The message names the annotator and the cause, never a key.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code

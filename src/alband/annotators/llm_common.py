@@ -64,7 +64,7 @@ from alband.annotators.cache import ResponseCache, request_key
 from alband.annotators.parsing import label_span_probability, parse_label_answer
 from alband.annotators.prompts import DEFAULT_INSTRUCTIONS, ClassificationPrompt, RenderedPrompt
 from alband.costs.prices import Price, Usage
-from alband.errors import AlbandError
+from alband.errors import AlbandError, AnnotatorError  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +79,6 @@ RESERVED_REQUEST_FIELDS = frozenset({"model", "messages", "system", "max_tokens"
 _NEVER_SENT_ERRORS = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
 #: Placeholder key sent to servers that need none (``api_key_env=None``).
 NO_KEY_PLACEHOLDER = "no-key"
-
-
-class AnnotatorError(AlbandError):
-    """An annotation request failed and billed nothing; release its reservation.
-
-    Raised after the SDK's own retries are exhausted (HTTP 429/5xx/4xx), when
-    the server cannot be reached, or when the API key is missing. The message
-    names the annotator, model and cause, and never contains the API key.
-    """
-
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)

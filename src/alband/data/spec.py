@@ -30,7 +30,7 @@ from typing import Any
 from alband.data.dataset import Dataset
 from alband.errors import AlbandError
 
-_WHERE = "dataset spec"
+_WHERE = "[data]"
 _COMMON = ("source", "name", "seed", "max_train")
 _KEYS: dict[str, tuple[str, ...]] = {
     "bbc_news": ("dims", "test_fraction"),

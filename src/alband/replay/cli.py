@@ -1,0 +1,127 @@
+"""``alband route replay``: replay every router over an outcome matrix and print a JSON report.
+
+Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
+
+    replay --data WIDE.csv --items ITEMS.csv --budget USD [--seeds N] [--json]
+           [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
+           [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S]
+           [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
+           [--keep-contaminated]
+
+Without ``--json`` a short table is printed instead of the JSON. Bad input
+raises :class:`alband.errors.AlbandError` (the caller prints it and exits 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from alband.errors import AlbandError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits; a library function raises instead
+        raise AlbandError(f"route replay: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="alband route replay", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="wide.csv outcome matrix")
+    p.add_argument("--items", required=True, help="items.csv (item_id, gold/gold_code, text/prompt)")
+    p.add_argument("--budget", required=True, type=float, help="dollar budget for the stream")
+    p.add_argument("--seeds", type=int, default=5, help="random stream orders (default 5)")
+    p.add_argument("--embeddings", help="item embeddings (.npy, one row per id in --ids)")
+    p.add_argument("--ids", help="ids of the embedding rows, one per line")
+    p.add_argument("--human-price", type=float, help="add a 'human' arm (the gold label) at this $/label")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+    p.add_argument("--plot", help="write the accuracy-vs-cost frontier PNG here")
+    p.add_argument("--output", help="also write the JSON report to this file")
+    p.add_argument("--auditor", help="arm taken as truth for audits (default: human if present, else strongest)")
+    p.add_argument("--audit-rate", type=float, default=0.1)
+    p.add_argument("--audit-share", type=float, default=0.2)
+    p.add_argument("--cascade-target", type=float, default=0.95)
+    p.add_argument("--feature-dim", type=int, default=32)
+    p.add_argument("--routers", help="comma-separated subset of: random,cascade,contextual-ts,bts,ucb-bv,oracle")
+    p.add_argument("--keep-contaminated", action="store_true",
+                   help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
+    return p
+
+
+def _validate(args) -> None:
+    if (args.embeddings is None) != (args.ids is None):
+        raise AlbandError("route replay: --embeddings and --ids go together")
+    if args.seeds < 1:
+        raise AlbandError(f"route replay: --seeds must be >= 1, got {args.seeds}")
+    if not (0 <= args.audit_rate <= 1):
+        raise AlbandError(f"route replay: --audit-rate must be in [0, 1], got {args.audit_rate}")
+    if not (0 <= args.audit_share <= 1):
+        raise AlbandError(f"route replay: --audit-share must be in [0, 1], got {args.audit_share}")
+    if not (0 < args.cascade_target <= 1):
+        raise AlbandError(f"route replay: --cascade-target must be in (0, 1], got {args.cascade_target}")
+    if args.feature_dim < 1:
+        raise AlbandError(f"route replay: --feature-dim must be >= 1, got {args.feature_dim}")
+
+
+def run_from_args(args) -> dict:
+    """Load, featurise, replay, report (and plot): the work behind :func:`replay_main`."""
+    from alband.replay.data import load_embeddings, load_outcome_matrix
+    from alband.replay.features import item_features
+    from alband.replay.report import build_report
+    from alband.replay.runner import LEARNED_ROUTERS, ReplaySettings, run_replay
+
+    _validate(args)
+    matrix = load_outcome_matrix(args.data, args.items, human_price_usd=args.human_price,
+                                 drop_contaminated=not args.keep_contaminated)
+    emb = load_embeddings(args.embeddings, args.ids, matrix.item_ids) if args.embeddings else None
+    features, how = item_features(matrix.texts, matrix.tasks, emb, dim=args.feature_dim)
+    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
+    settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
+                              audit_share=args.audit_share, cascade_target=args.cascade_target,
+                              routers=routers)
+    result = run_replay(matrix, features, args.budget, settings, feature_description=how)
+    report = build_report(result)
+    if args.plot:
+        from alband.replay.plot import plot_frontier
+
+        plot_frontier(report, args.plot)
+        report["plot"] = str(args.plot)
+    if args.output:
+        from pathlib import Path
+
+        out = Path(args.output)
+        if not out.parent.exists():
+            raise AlbandError(f"{out}: folder {out.parent} does not exist")
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def format_table(report: dict) -> str:
+    lines = [f"budget ${report['budget_usd']:.4g}, {report['data']['n_items']} items, "
+             f"{report['seeds']} seeds; strongest {report['strongest']['name']} "
+             f"acc {report['strongest']['accuracy']:.3f} at ${report['strongest']['cost_usd']:.4g}",
+             f"{'router':<18}{'accuracy':>9}{'stream':>8}{'cost $':>11}{'labeled':>9}{'APGR':>7}{'$ to 95%':>10}"]
+    for r in report["routers"]:
+        def f(x, spec):
+            return format(x, spec) if x is not None else "-"
+        lines.append(f"{r['name']:<18}{f(r['accuracy'], '9.3f')}{f(r['stream_accuracy'], '8.3f')}"
+                     f"{f(r['cost_usd'], '11.4g')}{f(r['n_labeled'], '9.0f')}{f(r['apgr'], '7.2f')}"
+                     f"{f(r['cost_to_95pct_strongest'], '10.4g')}")
+    return "\n".join(lines)
+
+
+def replay_main(args: list[str]) -> int:
+    """Parse ``args`` (without the program name), run the replay, print the report; returns 0.
+
+    Raises :class:`AlbandError` on bad input (missing columns, unknown files,
+    mismatched ids, bad options).
+    """
+    parsed = build_parser().parse_args(args)
+    report = run_from_args(parsed)
+    if parsed.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(report))
+    return 0

@@ -1,0 +1,250 @@
+"""Run every router over an outcome matrix for several seeds and a grid of budgets.
+
+The shell side of :mod:`alband.routing.stream`: it turns the float64 outcome
+matrix into the core's float32 :class:`~alband.routing.base.Stream` (prices
+rounded *up*, budgets rounded *down*, so the float32 replay can never overspend
+the float64 budget), draws one item order and one key per seed, runs each
+router once for all (seed, budget) pairs, and summarises the traces. Dollars
+are re-added in float64 from the traces and checked against each budget.
+
+Routers (names used in reports):
+
+* ``fixed:<arm>`` for every arm (the human included), from which
+  ``always-cheapest``, ``always-strongest`` and ``best-fixed`` (per budget, the
+  single arm with the best stream accuracy, chosen in hindsight) are taken;
+* ``random``, ``cascade``, ``contextual-ts``, ``bts``, ``ucb-bv``;
+* ``oracle`` (hindsight, evaluation only).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alband.errors import AlbandError
+from alband.replay.data import HUMAN, OutcomeMatrix
+
+LEARNED_ROUTERS = ("random", "cascade", "contextual-ts", "bts", "ucb-bv", "oracle")
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    seeds: int = 5
+    auditor: str | None = None  # None: the human if present, else the strongest model
+    audit_rate: float = 0.1
+    audit_share: float = 0.2
+    cascade_target: float = 0.95
+    apgr_points: int = 11
+    frontier_points: int = 12
+    routers: tuple[str, ...] = LEARNED_ROUTERS
+
+
+@dataclass
+class RouterRuns:
+    """Summaries of one router over (seeds S, budgets B)."""
+
+    name: str
+    n_labeled: np.ndarray  # (S, B) int
+    n_correct: np.ndarray  # (S, B) int
+    spent_usd: np.ndarray  # (S, B) float64, re-added from the traces
+    calls: np.ndarray  # (S, B, K) int, payments per arm (audits included)
+    audits: np.ndarray  # (S, B) int
+    arm_per_budget: list[str] | None = None  # best-fixed only: the arm chosen at each budget
+    seconds: float = 0.0
+
+
+@dataclass
+class ReplayResult:
+    matrix: OutcomeMatrix
+    budgets: np.ndarray  # (B,) float64 sorted
+    user_budget_index: int
+    apgr_indices: list[int]
+    auditor: int
+    strongest: int
+    cheapest: int
+    runs: dict[str, RouterRuns] = field(default_factory=dict)
+    feature_description: str = ""
+    seeds: int = 0
+    seconds: float = 0.0
+
+
+def _round_up_f32(x: np.ndarray) -> np.ndarray:
+    y = np.asarray(x, np.float64).astype(np.float32)
+    return np.where(y.astype(np.float64) < x, np.nextafter(y, np.float32(np.inf)), y)
+
+
+def _round_down_f32(x: np.ndarray) -> np.ndarray:
+    y = np.asarray(x, np.float64).astype(np.float32)
+    return np.where(y.astype(np.float64) > x, np.nextafter(y, np.float32(0)), y)
+
+
+def build_stream(matrix: OutcomeMatrix, features: np.ndarray, auditor: int):
+    import jax.numpy as jnp
+
+    from alband.routing.base import Stream
+
+    cost = np.where(matrix.available, matrix.cost_usd, 0.0)
+    return Stream(
+        features=jnp.asarray(features, jnp.float32),
+        cost_usd=jnp.asarray(_round_up_f32(cost)),
+        available=jnp.asarray(matrix.available),
+        correct=jnp.asarray(matrix.correct, jnp.float32),
+        verdict=jnp.asarray(matrix.verdicts(auditor), jnp.float32),
+    )
+
+
+def budget_grid(matrix: OutcomeMatrix, user_budget: float, strongest: int, cheapest: int,
+                apgr_points: int, frontier_points: int) -> tuple[np.ndarray, int, list[int]]:
+    """(sorted budgets, index of the user's budget, indices of the APGR grid)."""
+    from alband.routing.metrics import apgr_budget_grid
+
+    full = matrix.full_cost()
+    apgr = apgr_budget_grid(full[cheapest], full[strongest], apgr_points)
+    positive = full[full > 0]
+    lo = float(positive.min()) * 0.5 if positive.size else user_budget
+    hi = float(full.max()) * 1.05 if positive.size else user_budget
+    frontier = np.geomspace(lo, max(hi, lo * 1.0001), frontier_points) if frontier_points > 0 else np.zeros(0)
+    allb = np.concatenate([[user_budget], apgr, frontier])
+    allb = allb[allb > 0]
+    budgets = np.unique(np.round(allb, 12))
+    def where(b):
+        return int(np.argmin(np.abs(budgets - np.round(b, 12))))
+    return budgets, where(user_budget), [where(b) for b in apgr if b > 0]
+
+
+def _summarise(name, trace, matrix: OutcomeMatrix, orders: np.ndarray, budgets: np.ndarray,
+               seconds: float) -> RouterRuns:
+    label = np.asarray(trace.label_arm)
+    correct = np.asarray(trace.label_correct)
+    paid = np.asarray(trace.paid)
+    audited = np.asarray(trace.audited)
+    S, B, n, K = paid.shape
+    spent = np.zeros((S, B))
+    cost64 = np.where(matrix.available, matrix.cost_usd, 0.0)
+    for s in range(S):
+        spent[s] = np.einsum("btk,tk->b", paid[s].astype(np.float64), cost64[orders[s]])
+    over = spent > budgets[None, :] * (1 + 1e-12)
+    if over.any():  # an invariant of the replay engine; never expected
+        s, b = np.argwhere(over)[0]
+        raise RuntimeError(f"router {name} spent ${spent[s, b]:.9f} of a ${budgets[b]:.9f} budget")
+    unavailable_paid = paid & ~matrix.available[orders][:, None, :, :]
+    if unavailable_paid.any():
+        raise RuntimeError(f"router {name} paid an unavailable annotator")
+    return RouterRuns(
+        name=name,
+        n_labeled=(label >= 0).sum(-1),
+        n_correct=correct.sum(-1),
+        spent_usd=spent,
+        calls=paid.sum(2),
+        audits=audited.sum(-1),
+        seconds=seconds,
+    )
+
+
+def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
+               settings: ReplaySettings = ReplaySettings(), feature_description: str = "",
+               progress=None) -> ReplayResult:
+    """Replay every router of ``settings.routers`` plus every fixed arm; see the module docstring."""
+    import jax
+    import jax.numpy as jnp
+
+    from alband.routing import (
+        AuditConfig,
+        CascadeConfig,
+        ContextualTSConfig,
+        bts_router,
+        cascade_router,
+        contextual_ts_router,
+        fixed_router,
+        oracle_router,
+        random_router,
+        replay_batch,
+        replay_batch_with,
+        ucb_bv_router,
+    )
+
+    t_start = time.perf_counter()
+    if settings.seeds < 1:
+        raise AlbandError(f"--seeds must be >= 1, got {settings.seeds}")
+    if not (np.isfinite(user_budget) and user_budget > 0):
+        raise AlbandError(f"--budget must be a positive number of dollars, got {user_budget!r}")
+    unknown = [r for r in settings.routers if r not in LEARNED_ROUTERS]
+    if unknown:
+        raise AlbandError(f"unknown router '{unknown[0]}'; known: {', '.join(LEARNED_ROUTERS)}")
+    strongest, cheapest = matrix.strongest(), matrix.cheapest()
+    if settings.auditor is None:
+        auditor = matrix.arms.index(HUMAN) if HUMAN in matrix.arms else strongest
+    else:
+        auditor = matrix.arm_index(settings.auditor)
+    stream = build_stream(matrix, features, auditor)
+    budgets, user_idx, apgr_idx = budget_grid(matrix, user_budget, strongest, cheapest,
+                                              settings.apgr_points, settings.frontier_points)
+    budgets32 = jnp.asarray(_round_down_f32(budgets))
+    n = matrix.n_items
+    seed_keys = [jax.random.key(s) for s in range(settings.seeds)]
+    orders = np.stack([np.asarray(jax.random.permutation(jax.random.fold_in(k, 0), n)) for k in seed_keys])
+    keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
+    orders_j = jnp.asarray(orders, jnp.int32)
+    result = ReplayResult(matrix, budgets, user_idx, apgr_idx, auditor, strongest, cheapest,
+                          feature_description=feature_description, seeds=settings.seeds)
+
+    def record(name, trace, t0):
+        jax.block_until_ready(trace)
+        runs = _summarise(name, trace, matrix, orders, budgets, time.perf_counter() - t0)
+        result.runs[name] = runs
+        if progress:
+            progress(f"{name}: {runs.seconds:.1f} s")
+        return runs
+
+    for k, arm in enumerate(matrix.arms):
+        t0 = time.perf_counter()
+        trace = replay_batch_with(fixed_router, jnp.int32(k), stream, orders_j, budgets32, keys,
+                                  auditor=auditor)
+        record(f"fixed:{arm}", trace, t0)
+
+    audit = AuditConfig(rate=settings.audit_rate, share=settings.audit_share)
+    chain = [cheapest, strongest] + ([auditor] if auditor not in (cheapest, strongest) else [])
+    chain = list(dict.fromkeys(chain))
+    factories = {
+        "random": lambda: random_router(),
+        "oracle": lambda: oracle_router(stream.correct),
+        "cascade": lambda: cascade_router(chain, CascadeConfig(target=settings.cascade_target, audit=audit)),
+        "contextual-ts": lambda: contextual_ts_router(ContextualTSConfig(audit=audit)),
+        "bts": lambda: bts_router(audit),
+        "ucb-bv": lambda: ucb_bv_router(audit),
+    }
+    for name in settings.routers:
+        t0 = time.perf_counter()
+        trace = replay_batch(factories[name](), stream, orders_j, budgets32, keys, auditor=auditor)
+        record(name, trace, t0)
+
+    fixed = [result.runs[f"fixed:{a}"] for a in matrix.arms]
+    result.runs["always-cheapest"] = _renamed(result.runs[f"fixed:{matrix.arms[cheapest]}"], "always-cheapest")
+    result.runs["always-strongest"] = _renamed(result.runs[f"fixed:{matrix.arms[strongest]}"], "always-strongest")
+    result.runs["best-fixed"] = _best_fixed(fixed, matrix, n)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _renamed(runs: RouterRuns, name: str) -> RouterRuns:
+    return RouterRuns(name, runs.n_labeled, runs.n_correct, runs.spent_usd, runs.calls, runs.audits,
+                      seconds=runs.seconds)
+
+
+def _best_fixed(fixed: list[RouterRuns], matrix: OutcomeMatrix, n: int) -> RouterRuns:
+    """Per budget, the single arm with the best mean stream accuracy (hindsight choice)."""
+    stream_acc = np.stack([r.n_correct.mean(0) / n for r in fixed])  # (K, B)
+    best = np.argmax(stream_acc, axis=0)
+    B = best.shape[0]
+    pick = lambda attr: np.stack([getattr(fixed[best[b]], attr)[:, b] for b in range(B)], axis=1)
+    return RouterRuns(
+        name="best-fixed",
+        n_labeled=pick("n_labeled"),
+        n_correct=pick("n_correct"),
+        spent_usd=pick("spent_usd"),
+        calls=np.stack([fixed[best[b]].calls[:, b] for b in range(B)], axis=1),
+        audits=pick("audits"),
+        arm_per_budget=[matrix.arms[k] for k in best],
+    )

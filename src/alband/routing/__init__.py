@@ -1,0 +1,52 @@
+"""Which annotator pays for which item: pure routing rules and their replay engine.
+
+Every router is a triple ``init / decide / update`` of pure functions
+(:mod:`alband.routing.base`) run item by item under a dollar budget that is
+never exceeded (:mod:`alband.routing.stream`, :mod:`alband.routing.ledger`):
+
+* :func:`fixed_router`, :func:`random_router`, :func:`oracle_router` (hindsight, evaluation only);
+* :func:`cascade_router`: cheap first, escalate below a learned confidence threshold (FrugalGPT);
+* :func:`contextual_ts_router`: contextual cost-aware Thompson sampling with a dual price (BwK);
+* :func:`bts_router`, :func:`ucb_bv_router`: budgeted bandits without context.
+
+Metrics (PGR, APGR, dollars to a target accuracy) are in :mod:`alband.routing.metrics`.
+The shell that reads outcome matrices and runs sweeps is :mod:`alband.replay`.
+"""
+
+from alband.routing.audit import AuditConfig
+from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext, Stream
+from alband.routing.baselines import fixed_router, oracle_router, random_router
+from alband.routing.budgeted_bandits import bts_router, ucb_bv_router
+from alband.routing.cascade import CascadeConfig, cascade_router
+from alband.routing.contextual_ts import ContextualTSConfig, contextual_ts_router
+from alband.routing.metrics import apgr, apgr_budget_grid, cost_to_target, pgr
+from alband.routing.posterior import PosteriorConfig
+from alband.routing.stream import Trace, replay, replay_batch, replay_batch_with
+
+__all__ = [
+    "AuditConfig",
+    "CascadeConfig",
+    "ContextualTSConfig",
+    "Decision",
+    "Feedback",
+    "PosteriorConfig",
+    "Router",
+    "RouterSetup",
+    "StepContext",
+    "Stream",
+    "Trace",
+    "apgr",
+    "apgr_budget_grid",
+    "bts_router",
+    "cascade_router",
+    "contextual_ts_router",
+    "cost_to_target",
+    "fixed_router",
+    "oracle_router",
+    "pgr",
+    "random_router",
+    "replay",
+    "replay_batch",
+    "replay_batch_with",
+    "ucb_bv_router",
+]

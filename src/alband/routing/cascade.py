@@ -1,0 +1,164 @@
+"""Cascade router (FrugalGPT-style): ask the cheap annotator first, escalate when unsure.
+
+FrugalGPT (Chen, Zaharia and Zou 2023) queries a chain of LLMs in order and
+stops at the first answer whose scorer confidence clears the stage's
+threshold. There are no log-probabilities in a replayed outcome matrix, so here
+the confidence of stage ``j``'s answer on item ``x`` is a **learned
+correctness predictor over item features**: the posterior mean ``p_j(x)`` of
+the arm's Bayesian linear correctness model (:mod:`alband.routing.posterior`),
+fitted online to audit verdicts. (Agreement between answers is not used: the
+RouteLLM MMLU matrix stores correctness but not the answers.)
+
+Thresholds are learned online to reach a target label accuracy. For each arm
+the router keeps a histogram over ``n_bins`` confidence bins of audited
+outcomes (how many answers fell in the bin, how many were right). The
+threshold of the arm is the lowest bin edge ``t`` such that, among audited
+answers with confidence ``>= t``, the share right is at least ``target``
+(with at least ``min_count`` of them); with no such edge the arm's answers are
+never accepted and the item is escalated. This is the largest acceptance
+region whose audited accuracy meets the target, re-estimated after every
+audit.
+
+Feedback comes for free whenever the cascade escalates to the auditor (the
+last stage: its answer is truth for every earlier stage paid on the item), and
+from random audits (:mod:`alband.routing.audit`), which correct the selection
+bias of escalations. Escalation past the first stage keeps the coverage
+reserve (:mod:`alband.routing.pacing`), so a small budget still labels the
+whole stream with the first stage.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from alband.routing.audit import AuditConfig, draw_audit
+from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext
+from alband.routing.pacing import (
+    FloorState,
+    coverage_reserve_ok,
+    floor_estimate_with,
+    init_floor,
+    update_floor_with,
+)
+from alband.routing.posterior import (
+    LinearPosterior,
+    PosteriorConfig,
+    init_posterior,
+    observe,
+    predict,
+)
+
+Array = jax.Array
+
+
+class CascadeConfig(NamedTuple):
+    target: float = 0.95  # accuracy (agreement with the auditor) required of accepted answers
+    n_bins: int = 20
+    min_count: int = 20
+    audit: AuditConfig = AuditConfig()
+    posterior: PosteriorConfig = PosteriorConfig()
+
+
+class CascadeState(NamedTuple):
+    posterior: LinearPosterior
+    hits: Array  # (K, n_bins) audited answers judged right, per confidence bin
+    counts: Array  # (K, n_bins) audited answers, per confidence bin
+    floor: FloorState
+    auditor: Array  # () int32
+
+
+def acceptance_threshold(hits: Array, counts: Array, target: float, min_count: int) -> Array:
+    """Lowest bin edge whose upper tail has audited accuracy >= target; 2.0 (never) if none.
+
+    ``hits`` and ``counts`` have shape (..., n_bins); returns shape (...).
+    """
+    n_bins = hits.shape[-1]
+    tail_hits = jnp.flip(jnp.cumsum(jnp.flip(hits, -1), -1), -1)
+    tail_counts = jnp.flip(jnp.cumsum(jnp.flip(counts, -1), -1), -1)
+    ok = (tail_hits >= target * tail_counts) & (tail_counts >= min_count)
+    edges = jnp.arange(n_bins, dtype=jnp.float32) / n_bins
+    return jnp.min(jnp.where(ok, edges, 2.0), axis=-1)
+
+
+def _bin(p: Array, n_bins: int) -> Array:
+    return jnp.clip(jnp.floor(p * n_bins), 0, n_bins - 1).astype(jnp.int32)
+
+
+def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig(),
+                   name: str = "cascade") -> Router:
+    """A cascade over ``chain`` (arm indices, cheapest first; typically ending with the auditor)."""
+    chain = tuple(int(k) for k in chain)
+    if not chain:
+        raise ValueError("a cascade needs at least one stage")
+    chain_arr = jnp.asarray(chain, jnp.int32)
+
+    def first_stage_price(cost_usd: Array, available: Array) -> tuple[Array, Array]:
+        """Price of the first available stage of the chain (the least the cascade pays)."""
+        avail = available[chain_arr]
+        first = jnp.argmax(avail)
+        return cost_usd[chain_arr[first]], jnp.any(avail)
+
+    def init(setup: RouterSetup) -> CascadeState:
+        K = setup.n_arms
+        return CascadeState(
+            posterior=init_posterior(K, setup.dim, config.posterior),
+            hits=jnp.zeros((K, config.n_bins), jnp.float32),
+            counts=jnp.zeros((K, config.n_bins), jnp.float32),
+            floor=init_floor(),
+            auditor=jnp.int32(setup.auditor),
+        )
+
+    def confidences(state: CascadeState, x: Array) -> Array:
+        """Posterior-mean correctness of every arm (computed for the chain's arms only)."""
+        post = state.posterior
+        chain_post = LinearPosterior(post.chol[chain_arr], post.whitened_mean[chain_arr],
+                                     post.n_obs[chain_arr])
+        mean, _ = predict(chain_post, x, config.posterior)
+        K = post.chol.shape[0]
+        return jnp.zeros((K,), jnp.float32).at[chain_arr].set(jnp.clip(mean, 0.0, 1.0))
+
+    def decide(state: CascadeState, ctx: StepContext, key: Array) -> Decision:
+        K = ctx.cost_usd.shape[0]
+        conf = confidences(state, ctx.x)
+        tau = acceptance_threshold(state.hits, state.counts, config.target, config.min_count)
+        floor = floor_estimate_with(state.floor, *first_stage_price(ctx.cost_usd, ctx.available))
+        pay = jnp.zeros((K,), bool)
+        spent = jnp.float32(0.0)
+        label = jnp.int32(-1)
+        settled = jnp.bool_(False)
+        for k in chain:  # static unroll over the (short) chain
+            c = ctx.cost_usd[k]
+            affordable = spent + c <= ctx.remaining_usd
+            first = label < 0
+            reserve = coverage_reserve_ok(ctx.remaining_usd, spent + c, ctx.items_left, floor)
+            take = ctx.available[k] & ~settled & affordable & (first | reserve)
+            pay = pay.at[k].set(pay[k] | take)
+            spent = spent + jnp.where(take, c, 0.0)
+            label = jnp.where(take, jnp.int32(k), label)
+            accepted = (conf[k] >= tau[k]) | (state.auditor == k)
+            settled = settled | (take & accepted)
+        chain_available = jnp.any(ctx.available[chain_arr])
+        stop = (label < 0) & chain_available
+        aud_cost = ctx.cost_usd[jnp.clip(state.auditor, 0, K - 1)]
+        audit_fits = coverage_reserve_ok(ctx.remaining_usd, spent + aud_cost, ctx.items_left, floor)
+        audit = draw_audit(ctx, state.auditor, pay, label, config.audit, key, audit_fits)
+        return Decision(pay, label, audit, stop)
+
+    def update(state: CascadeState, fb: Feedback, key: Array) -> CascadeState:
+        conf = confidences(state, fb.x)  # the confidences the decision used
+        post, hits, counts = state.posterior, state.hits, state.counts
+        for k in chain:
+            learn = fb.observed[k] & (state.auditor != k)
+            w = learn.astype(jnp.float32)
+            post = observe(post, jnp.int32(k), fb.x, fb.verdict[k], w, config.posterior)
+            b = _bin(conf[k], config.n_bins)
+            hits = hits.at[k, b].add(w * fb.verdict[k])
+            counts = counts.at[k, b].add(w)
+        floor = update_floor_with(state.floor, *first_stage_price(fb.cost_usd, fb.available))
+        return CascadeState(post, hits, counts, floor, state.auditor)
+
+    return Router(name, init, decide, update)
+

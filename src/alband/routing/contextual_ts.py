@@ -1,0 +1,115 @@
+"""Contextual cost-aware Thompson sampling over annotators, paced by a dual price.
+
+For each item ``x`` the router draws, for every arm ``k``, a Thompson sample
+of its probability of being right, ``p~_k(x) = clip(m0 + x' theta~_k, 0, 1)``
+with ``theta~_k`` from the arm's Bayesian linear correctness model
+(:mod:`alband.routing.posterior`; Cholesky sampling, rank-1 updates), and pays
+the arm maximising the Lagrangian reward of a bandit with a knapsack::
+
+    k* = argmax_k  p~_k(x) - lambda * c_k(x) / c_scale
+
+over the arms available for the item that are affordable and keep the
+coverage reserve (falling back to the cheapest affordable arm). The auditor is
+taken as truth: its ``p~`` is 1. The price ``lambda`` follows the primal-dual
+step of :mod:`alband.routing.pacing` (Agrawal and Devanur 2014), so spending
+above the pace raises it and the budget is spent evenly over the stream.
+
+Learning. A fraction of items is audited (:mod:`alband.routing.audit`): the
+auditor is also paid, its answer becomes the label, and the chosen arm's
+posterior gets the verdict (1 if its answer agrees with the auditor's). Only
+audited items teach the model (bandit feedback: one arm's outcome per audit).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from alband.routing.audit import AuditConfig, draw_audit
+from alband.routing.base import (
+    Decision,
+    Feedback,
+    Router,
+    RouterSetup,
+    StepContext,
+    cheapest,
+    masked_argmax,
+    one_hot_pay,
+)
+from alband.routing.pacing import (
+    DualPrice,
+    FloorState,
+    coverage_reserve_ok,
+    dual_penalty,
+    floor_estimate,
+    init_dual,
+    init_floor,
+    reserved_choices,
+    update_dual,
+    update_floor,
+)
+from alband.routing.posterior import (
+    LinearPosterior,
+    PosteriorConfig,
+    init_posterior,
+    observe,
+    sample_predictions,
+)
+
+Array = jax.Array
+
+
+class ContextualTSConfig(NamedTuple):
+    exploration: float = 1.0  # posterior spread multiplier (1 = exact Thompson sampling)
+    dual_kappa: float = 20.0  # see alband.routing.pacing
+    lambda0: float = 0.0
+    audit: AuditConfig = AuditConfig()
+    posterior: PosteriorConfig = PosteriorConfig()
+
+
+class ContextualTSState(NamedTuple):
+    posterior: LinearPosterior
+    dual: DualPrice
+    floor: FloorState
+    auditor: Array  # () int32
+
+
+def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
+                         name: str = "contextual-ts") -> Router:
+    def init(setup: RouterSetup) -> ContextualTSState:
+        return ContextualTSState(
+            posterior=init_posterior(setup.n_arms, setup.dim, config.posterior),
+            dual=init_dual(setup, config.dual_kappa, config.lambda0),
+            floor=init_floor(),
+            auditor=jnp.int32(setup.auditor),
+        )
+
+    def decide(state: ContextualTSState, ctx: StepContext, key: Array) -> Decision:
+        K = ctx.cost_usd.shape[0]
+        k_sample, k_audit = jax.random.split(key)
+        p = jnp.clip(sample_predictions(state.posterior, ctx.x, k_sample, config.exploration,
+                                        config.posterior), 0.0, 1.0)
+        p = jnp.where(jnp.arange(K) == state.auditor, 1.0, p)
+        score = p - dual_penalty(state.dual, ctx.cost_usd)
+        affordable, keeps = reserved_choices(state.floor, ctx)
+        best = masked_argmax(score, keeps)
+        arm = jnp.where(best >= 0, best, cheapest(ctx.cost_usd, affordable)).astype(jnp.int32)
+        pay = one_hot_pay(arm, K)
+        aud_cost = ctx.cost_usd[jnp.clip(state.auditor, 0, K - 1)]
+        audit_fits = coverage_reserve_ok(ctx.remaining_usd, ctx.cost_usd[jnp.maximum(arm, 0)] + aud_cost,
+                                         ctx.items_left, floor_estimate(state.floor, ctx))
+        audit = draw_audit(ctx, state.auditor, pay, arm, config.audit, k_audit, audit_fits)
+        return Decision(pay, arm, audit, stop=~jnp.any(affordable) & jnp.any(ctx.available))
+
+    def update(state: ContextualTSState, fb: Feedback, key: Array) -> ContextualTSState:
+        K = fb.paid.shape[0]
+        learnable = fb.observed & (jnp.arange(K) != state.auditor)
+        arm = masked_argmax(jnp.zeros((K,), jnp.float32), learnable)
+        post = observe(state.posterior, arm, fb.x, fb.verdict[jnp.maximum(arm, 0)],
+                       jnp.where(arm >= 0, 1.0, 0.0), config.posterior)
+        return ContextualTSState(post, update_dual(state.dual, fb), update_floor(state.floor, fb),
+                                 state.auditor)
+
+    return Router(name, init, decide, update)

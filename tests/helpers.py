@@ -1,0 +1,30 @@
+"""Small synthetic tasks for fast tests of the core and the loop."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from alband.costs.prices import Price
+from alband.simulate import EpisodeData, make_simulated_annotator
+
+
+def blobs(n: int = 120, d: int = 6, n_classes: int = 3, n_test: int = 60, seed: int = 0):
+    """Gaussian class blobs: pool and test arrays plus text lengths."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(n_classes, d)) * 2.0
+    y = rng.integers(0, n_classes, n + n_test)
+    x = (centers[y] + rng.normal(size=(n + n_test, d))).astype(np.float32)
+    chars = rng.integers(10, 400, n).astype(np.int32)
+    return x[:n], y[:n].astype(np.int32), x[n:], y[n:].astype(np.int32), chars
+
+
+def episode_data(n: int = 120, d: int = 6, n_classes: int = 3, seed: int = 0) -> EpisodeData:
+    x, y, xt, yt, chars = blobs(n, d, n_classes, seed=seed)
+    return EpisodeData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(chars), jnp.asarray(chars),
+                       jnp.asarray(xt), jnp.asarray(yt))
+
+
+def llm_annotator(n_classes: int = 3, flip_rate: float = 0.1, p_in: float = 1.0, p_out: float = 5.0):
+    return make_simulated_annotator(n_classes, Price(p_in, p_out), flip_rate=flip_rate,
+                                    prompt_tokens=50, output_tokens=4, max_output_tokens=16)

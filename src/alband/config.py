@@ -40,7 +40,24 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "chars_per_token": (int, float),
         "label_weight": (int, float),
     },
+    "anthropic": {
+        "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
+        "timeout_s": (int, float), "max_retries": int, "cache_dir": str, "instructions": str,
+        "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
+        "prompt_cache": str, "label_weight": (int, float),
+    },
+    "openai": {
+        "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
+        "timeout_s": (int, float), "max_retries": int, "cache_dir": str, "instructions": str,
+        "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
+        "json_mode": bool, "logprobs": bool, "max_tokens_param": str, "label_weight": (int, float),
+    },
+    "human": {
+        "kind": str, "usd_per_label": (int, float), "usd_per_hour": (int, float),
+        "max_seconds_per_item": (int, float), "label_weight": (int, float),
+    },
 }
+_REQUIRED_ANNOTATOR_KEYS = {"anthropic": ("model",), "openai": ("model",)}
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,7 @@ def _take(table: dict, allowed: dict[str, type | tuple], source: str, section: s
         )
     for key, value in table.items():
         expected = allowed[key]
-        if isinstance(value, bool) or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             names = "/".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
             raise AlbandError(f"{_where(source, section, key)} must be {names}, got {value!r}")
     return table
@@ -161,6 +178,9 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
                 f"(available: {', '.join(sorted(_ANNOTATOR_KEYS))})"
             )
         _take(spec, _ANNOTATOR_KEYS[kind], source, section)
+        for key in _REQUIRED_ANNOTATOR_KEYS.get(kind, ()):
+            if key not in spec:
+                raise AlbandError(f"{_where(source, section, key)} is required for kind '{kind}'")
     annotator = loop.annotator or next(iter(annotators))
     if annotator not in annotators:
         raise AlbandError(

@@ -72,7 +72,45 @@ def build_annotator(config: RunConfig, task: Task):
             name, model, run_keys(config.loop.seed).annotate, task.y, task.text_chars, task.text_bytes
         )
         return annotator, annotator.expected_cost_usd(), float(model.label_weight)
+    weight = float(spec.get("label_weight", 1.0))
+    if kind in ("anthropic", "openai"):
+        return _llm_annotator(name, kind, spec, task, where), None, weight
+    if kind == "human":
+        from alband.annotators.human import HumanAnnotator
+
+        annotator = HumanAnnotator(
+            name, task.label_names,
+            price_per_label=float(spec.get("usd_per_label", 0.0)),
+            price_per_hour=None if "usd_per_hour" not in spec else float(spec["usd_per_hour"]),
+            max_seconds_per_item=float(spec.get("max_seconds_per_item", 300.0)),
+        )
+        return annotator, None, weight
     raise AlbandError(f"{where}unknown annotator kind '{kind}'")
+
+
+def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where: str):
+    """An Anthropic or OpenAI(-compatible) annotator; prices from the config or the price table."""
+    from alband.annotators.pricing_table import price_for
+
+    if "input_usd_per_mtok" in spec or "output_usd_per_mtok" in spec:
+        price = Price(
+            input_usd_per_mtok=float(spec.get("input_usd_per_mtok", 0.0)),
+            output_usd_per_mtok=float(spec.get("output_usd_per_mtok", 0.0)),
+            usd_per_label=float(spec.get("usd_per_label", 0.0)),
+        )
+    else:
+        try:
+            price = price_for(spec["model"])
+        except AlbandError as err:
+            raise AlbandError(f"{where}{err} (or set input_usd_per_mtok and output_usd_per_mtok)") from None
+    options = {k: spec[k] for k in ("base_url", "api_key_env", "max_tokens", "timeout_s", "max_retries",
+                                    "cache_dir", "instructions", "prompt_cache", "json_mode", "logprobs",
+                                    "max_tokens_param") if k in spec}
+    if kind == "anthropic":
+        from alband.annotators.anthropic_annotator import AnthropicAnnotator as cls
+    else:
+        from alband.annotators.openai_annotator import OpenAIAnnotator as cls
+    return cls(name, spec["model"], task.label_names, price, **options)
 
 
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:

@@ -172,7 +172,7 @@ def format_table(results: dict) -> str:
         sd = acc.std(ddof=1) if acc.size > 1 else 0.0
         rows.append(
             f"{pair['policy']:<8} {pair['annotator']:<11} {pair['labels'][-1]:>6.0f} {spent.mean():>10.4f} "
-            f"{acc.mean():>11.3f} ± {sd:.3f} {np.mean(acc / spent):>10.2f}"
+            f"{acc.mean():>11.3f} ± {sd:.3f} {np.mean(acc / spent):>10.3g}"
         )
     rows.append(f"(mean ± sd over {results['seeds']} seeds; 'acc per $' = final accuracy / dollars spent)")
     rows.append("entropy - random, paired by seed (mean ± 95% CI):")

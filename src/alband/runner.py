@@ -33,7 +33,12 @@ def load_task(config: RunConfig) -> Task:
     """The dataset named by ``[data]``, as a pool and a test set."""
     from alband.data.spec import load_dataset
 
-    return Task.from_dataset(load_dataset(config.data, base_dir=config.base_dir))
+    try:
+        dataset = load_dataset(config.data, base_dir=config.base_dir)
+    except AlbandError as err:
+        message = str(err)
+        raise AlbandError(f"{config.source}: {message}" if message.startswith("[data]") else message) from None
+    return Task.from_dataset(dataset)
 
 
 def simulated_annotator_model(spec: dict[str, Any], n_classes: int, *, where: str = "") -> SimulatedAnnotator:

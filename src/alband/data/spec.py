@@ -1,4 +1,4 @@
-"""One entry point from a config's ``[dataset]`` table to a :class:`Dataset`.
+"""One entry point from a config's ``[data]`` table to a :class:`Dataset`.
 
 ``source`` picks the loader; the other keys are that loader's options.
 Paths are relative to ``base_dir`` (the config file's folder) unless

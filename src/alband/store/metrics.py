@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from alband.errors import AlbandError
+from alband.store.durable import fsync_directory
 
 METRICS_FILENAME = "metrics.jsonl"
 REQUIRED_KEYS = ("round", "n_labeled", "spent_usd", "test_accuracy")
@@ -107,19 +108,6 @@ def repair_metrics(path: str | os.PathLike) -> int:
     return dropped
 
 
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 class MetricsWriter:
     """Appends one durable line per round to a metrics file.
 
@@ -143,7 +131,7 @@ class MetricsWriter:
             self._last_round = None
             self._handle = open(self._path, "ab")
             os.fsync(self._handle.fileno())
-            _fsync_directory(self._path.parent)
+            fsync_directory(self._path.parent)
 
     @property
     def path(self) -> Path:

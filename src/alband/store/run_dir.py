@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from alband.errors import AlbandError
+from alband.store.durable import fsync_directory
 from alband.store.ledger import LEDGER_FILENAME, Ledger
 from alband.store.metrics import METRICS_FILENAME, MetricsWriter, read_metrics
 
@@ -51,19 +52,6 @@ def _write_durably(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -146,7 +134,7 @@ class RunDir:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        _fsync_directory(parent)
+        fsync_directory(parent)
         return cls.open_existing(path)
 
     @staticmethod
@@ -167,7 +155,7 @@ class RunDir:
             "config_hash": digest,
         }
         _write_durably(staging / RUN_INFO_FILENAME, (json.dumps(info, indent=2) + "\n").encode("utf-8"))
-        _fsync_directory(staging)
+        fsync_directory(staging)
 
     @classmethod
     def _reopen_same_run(cls, path: Path, digest: str, budget_limit_usd: float | None) -> "RunDir":

@@ -25,7 +25,8 @@ import numpy as np
 from alband.errors import AlbandError
 
 
-def design_pool(n: int, d: int, seed: int = 0, *, outlier_share: float = 0.05, outlier_scale: float = 2.5) -> np.ndarray:
+def design_pool(n: int, d: int, seed: int = 0, *, outlier_share: float = 0.05,
+                outlier_scale: float = 2.5) -> np.ndarray:
     """Gaussian pool with ``outlier_share`` of the rows scaled by ``outlier_scale`` (float32)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d), dtype=np.float32)
@@ -125,7 +126,9 @@ def bench_design(
     if not with_cvxpy:
         out["cvxpy_skipped_reason"] = "with_cvxpy=False"
     elif n * d * d > cvxpy_max_work:
-        out["cvxpy_skipped_reason"] = f"n*d^2 = {n * d * d:.3g} > {cvxpy_max_work:.3g}: the SDP is too large for the oracle"
+        out["cvxpy_skipped_reason"] = (
+            f"n*d^2 = {n * d * d:.3g} > {cvxpy_max_work:.3g}: the SDP is too large for the oracle"
+        )
     else:
         import cvxpy  # noqa: F401  (import time is not solve time)
 

@@ -12,9 +12,9 @@ ones). We use the cost-benefit greedy -- add the affordable item of largest
 gain per dollar ``log(1 + x_i' A^{-1} x_i) / c_i`` until nothing affordable is
 left -- and return the better of its set and the best single affordable item.
 This is the Lagrangian rule (gain minus a price per dollar, the price set by
-the budget) with the fix of Khuller, Moss and Naor (1999) / Krause and
-Guestrin (2005, "A note on the budgeted maximization of submodular
-functions"), which guarantees ``f >= (1 - 1/e)/2 * OPT``. We prefer it to a
+the budget) with the best-single-item fix of Khuller, Moss and Naor (1999,
+coverage) and Krause and Guestrin (2005, "A note on the budgeted maximization
+of submodular functions"), which guarantees ``f >= (1 - 1/e)/2 * OPT``. We prefer it to a
 continuous design rounded afterwards because the budget is a hard constraint
 on distinct items, and the greedy meets it exactly by construction while
 rounding a continuous design may overshoot. ``A^{-1}`` and all gains are kept
@@ -105,7 +105,8 @@ def greedy_budgeted_kernel(X: Array, cost_usd: Array, budget_usd: Array, exclude
         return jnp.maximum(h, 0.0)
 
     zero = jnp.zeros((), dtype)
-    s = S(A_inv, h0, available0, zero, zero, zero, jnp.full((max_items,), -1, jnp.int32), jnp.int32(0), jnp.bool_(False))
+    no_picks = jnp.full((max_items,), -1, jnp.int32)
+    s = S(A_inv, h0, available0, zero, zero, zero, no_picks, jnp.int32(0), jnp.bool_(False))
     s = jax.lax.while_loop(lambda s: (~s.done) & (s.count < max_items), body, s)
 
     single_ok = available0 & (cost_usd <= budget)

@@ -28,10 +28,12 @@ Applied Mathematics 155):
 * stop when ``max(eps_plus, eps_minus) <= eps``: ``eps``-approximate optimality
   (the Kiefer-Wolfowitz certificate ``max_i g_i <= d (1 + eps)``) together with
   ``eps``-approximate complementarity (every support point has
-  ``g_i >= d (1 - eps)``). Away steps make the convergence linear (Todd and
-  Yildirim 2007; Lacoste-Julien and Jaggi 2015, "On the global linear
-  convergence of Frank-Wolfe optimization variants", NeurIPS), where plain
-  Fedorov-Wynn steps converge sublinearly.
+  ``g_i >= d (1 - eps)``). Away steps make the convergence linear
+  (Ahipasaoglu, Sun and Todd 2008, "Linear convergence of a modified
+  Frank-Wolfe algorithm for computing minimum-volume enclosing ellipsoids",
+  Optimization Methods and Software 23; in general Lacoste-Julien and Jaggi
+  2015, "On the global linear convergence of Frank-Wolfe optimization
+  variants", NeurIPS), where plain Fedorov-Wynn steps converge sublinearly.
 
 ``V^{-1}`` and all leverages are kept current by Sherman-Morrison rank-1
 updates, O(n d) per step (:mod:`alband.design._linalg`), and rebuilt from

@@ -115,7 +115,8 @@ def _step_coefficients(kind: Array, gamma: Array) -> tuple[Array, Array]:
     t = gamma / (1.0 - gamma)
     zero = jnp.zeros_like(gamma)
     c0 = jnp.where(kind == 2, 1.0, 1.0 - gamma)
-    C = jnp.where(kind == 0, jnp.stack([t, zero]), jnp.where(kind == 1, jnp.stack([zero, t]), jnp.stack([gamma, -gamma])))
+    C = jnp.where(kind == 0, jnp.stack([t, zero]),
+                  jnp.where(kind == 1, jnp.stack([zero, t]), jnp.stack([gamma, -gamma])))
     return c0, C
 
 

@@ -1,9 +1,10 @@
 """Run every router over an outcome matrix for several seeds and a grid of budgets.
 
 The shell side of :mod:`alband.routing.stream`: it turns the float64 outcome
-matrix into the core's float32 :class:`~alband.routing.base.Stream` (prices
-rounded *up*, budgets rounded *down*, so the float32 replay can never overspend
-the float64 budget), draws one item order and one key per seed, runs each
+matrix into the core's float32 :class:`~alband.routing.base.Stream` (realised
+costs rounded *up*, budgets rounded *down*, so the float32 replay can never
+overspend the float64 budget; routers decide on the price quotes of
+:mod:`alband.replay.quotes`), draws one item order and one key per seed, runs each
 router once for all (seed, budget) pairs, and summarises the traces. Dollars
 are re-added in float64 from the traces and checked against each budget.
 
@@ -85,9 +86,12 @@ def build_stream(matrix: OutcomeMatrix, features: np.ndarray, auditor: int):
 
     from alband.routing.base import Stream
 
+    from alband.replay.quotes import price_quotes
+
     cost = np.where(matrix.available, matrix.cost_usd, 0.0)
     return Stream(
         features=jnp.asarray(features, jnp.float32),
+        price_usd=jnp.asarray(price_quotes(matrix), jnp.float32),
         cost_usd=jnp.asarray(_round_up_f32(cost)),
         available=jnp.asarray(matrix.available),
         correct=jnp.asarray(matrix.correct, jnp.float32),
@@ -209,7 +213,7 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     chain = list(dict.fromkeys(chain))
     factories = {
         "random": lambda: random_router(),
-        "oracle": lambda: oracle_router(stream.correct),
+        "oracle": lambda: oracle_router(stream.correct, stream.cost_usd),
         "cascade": lambda: cascade_router(chain, CascadeConfig(target=settings.cascade_target, audit=audit)),
         "contextual-ts": lambda: contextual_ts_router(ContextualTSConfig(audit=audit)),
         "bts": lambda: bts_router(audit),

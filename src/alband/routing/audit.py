@@ -31,10 +31,10 @@ class AuditConfig(NamedTuple):
 
 def audit_probability(ctx: StepContext, auditor: Array, config: AuditConfig) -> Array:
     """``q_t`` of the module docstring; 0 without an auditor (``auditor < 0``) or when it is unavailable."""
-    n_arms = ctx.cost_usd.shape[0]
+    n_arms = ctx.price_usd.shape[0]
     aud = jnp.clip(auditor, 0, n_arms - 1)
     pace = ctx.remaining_usd / jnp.maximum(ctx.items_left, 1).astype(jnp.float32)
-    c_audit = ctx.cost_usd[aud]
+    c_audit = ctx.price_usd[aud]
     q = jnp.minimum(jnp.float32(config.rate),
                     jnp.float32(config.share) * pace / jnp.maximum(c_audit, 1e-30))
     return jnp.where((auditor >= 0) & ctx.available[aud], q, 0.0)
@@ -46,7 +46,7 @@ def draw_audit(ctx: StepContext, auditor: Array, pay: Array, label_arm: Array,
 
     Pacing routers pass ``allowed`` = "the audit keeps the coverage reserve".
     """
-    n_arms = ctx.cost_usd.shape[0]
+    n_arms = ctx.price_usd.shape[0]
     aud = jnp.clip(auditor, 0, n_arms - 1)
     q = audit_probability(ctx, auditor, config)
     return (jax.random.uniform(key) < q) & (label_arm >= 0) & ~pay[aud] & allowed

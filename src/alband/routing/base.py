@@ -12,15 +12,17 @@ transform it is a triple of pure functions over pytrees::
   scale (the largest per-arm mean cost, used to normalise dollars), the largest
   single cost and the auditor arm.
 * :class:`StepContext` is one item as the router sees it *before* paying: its
-  features, each arm's price for it, which arms are available (an empty cell of
-  the outcome matrix is an unavailable arm), the dollars still spendable and how
-  many items are left (this one included). Correctness is *not* in it; only the
-  evaluation oracle gets it, through its own closure.
+  features, each arm's price quote for it, which arms are available (an empty
+  cell of the outcome matrix is an unavailable arm), the dollars still
+  spendable and how many items are left (this one included). Correctness and
+  the realised cost are *not* in it (a realised cost can reveal the length of
+  the answer, which correlates with its correctness); only the evaluation
+  oracle reads them, through its own closure.
 * :class:`Decision` names the arms to pay (``pay``), the arm whose answer becomes
   the label (``label_arm``, -1 for none), whether to audit, and whether to stop
   the stream (the router's annotators are available but none is affordable).
 * :class:`Feedback` is what the payment revealed: the arms actually paid (the
-  audit included), the dollars spent, and the auditor's verdict on each paid
+  audit included), what each charged, and the auditor's verdict on each paid
   arm's answer where it was observed.
 
 Audits. The *auditor* arm (the human, or the strongest model) is taken as
@@ -48,7 +50,8 @@ class Stream(NamedTuple):
     """An outcome matrix: ``n`` items x ``K`` arms, in pool order (float32 / bool)."""
 
     features: Array  # (n, d) item features (embeddings or TF-IDF + SVD, bias included)
-    cost_usd: Array  # (n, K) dollars to ask arm k about item i (0 where unavailable)
+    price_usd: Array  # (n, K) dollars quoted before asking arm k about item i (0 where unavailable)
+    cost_usd: Array  # (n, K) dollars actually charged (0 where unavailable)
     available: Array  # (n, K) bool, False where the outcome cell is empty
     correct: Array  # (n, K) 1.0 if arm k's answer is right (vs gold), else 0.0
     verdict: Array  # (n, K) what the auditor says of arm k's answer (1 agree, 0 not)
@@ -71,7 +74,7 @@ class StepContext(NamedTuple):
 
     item: Array  # () int32 pool index
     x: Array  # (d,) features
-    cost_usd: Array  # (K,) price of each arm for this item
+    price_usd: Array  # (K,) price quoted for each arm on this item (before paying)
     available: Array  # (K,) bool
     remaining_usd: Array  # () float32 dollars that may still be spent
     items_left: Array  # () int32 items left in the stream, this one included
@@ -87,7 +90,8 @@ class Decision(NamedTuple):
 class Feedback(NamedTuple):
     item: Array  # () int32
     x: Array  # (d,)
-    cost_usd: Array  # (K,)
+    price_usd: Array  # (K,) the quotes the decision saw
+    cost_usd: Array  # (K,) dollars actually charged by each paid arm (0 elsewhere)
     available: Array  # (K,) bool
     paid: Array  # (K,) bool arms paid, audit included
     verdict: Array  # (K,) float32 auditor's verdicts (meaningful where ``observed``)

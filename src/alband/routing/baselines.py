@@ -41,9 +41,9 @@ def fixed_router(arm, name: str | None = None) -> Router:
 
     def decide(state, ctx: StepContext, key: Array) -> Decision:
         k = state
-        n_arms = ctx.cost_usd.shape[0]
+        n_arms = ctx.price_usd.shape[0]
         avail = ctx.available[k]
-        affordable = ctx.cost_usd[k] <= ctx.remaining_usd
+        affordable = ctx.price_usd[k] <= ctx.remaining_usd
         pays = avail & affordable
         return Decision(
             pay=one_hot_pay(jnp.where(pays, k, -1), n_arms),
@@ -60,11 +60,11 @@ def random_router(name: str = "random") -> Router:
         return init_floor()
 
     def decide(state, ctx: StepContext, key: Array) -> Decision:
-        n_arms = ctx.cost_usd.shape[0]
+        n_arms = ctx.price_usd.shape[0]
         affordable, keeps = reserved_choices(state, ctx)
         u = jax.random.uniform(key, (n_arms,))
         drawn = jnp.where(jnp.any(keeps), jnp.argmax(jnp.where(keeps, u, -1.0)), -1)
-        arm = jnp.where(drawn >= 0, drawn, cheapest(ctx.cost_usd, affordable)).astype(jnp.int32)
+        arm = jnp.where(drawn >= 0, drawn, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
         return Decision(one_hot_pay(arm, n_arms), arm, jnp.bool_(False),
                         stop=~jnp.any(affordable) & jnp.any(ctx.available))
 
@@ -74,18 +74,20 @@ def random_router(name: str = "random") -> Router:
     return Router(name, init, decide, update)
 
 
-def oracle_router(correct: Array, name: str = "oracle") -> Router:
-    """Cheapest arm right in hindsight; ``correct`` is the (n, K) matrix in pool order."""
+def oracle_router(correct: Array, cost_usd: Array, name: str = "oracle") -> Router:
+    """Cheapest arm right in hindsight; ``correct`` and realised ``cost_usd`` are (n, K) in pool order."""
     correct = jnp.asarray(correct)
+    cost_usd = jnp.asarray(cost_usd)
 
     def init(setup: RouterSetup):
         return ()
 
     def decide(state, ctx: StepContext, key: Array) -> Decision:
-        n_arms = ctx.cost_usd.shape[0]
+        n_arms = ctx.price_usd.shape[0]
+        cost = cost_usd[ctx.item]
         right = ctx.available & (correct[ctx.item] > 0.5)
-        affordable_right = right & (ctx.cost_usd <= ctx.remaining_usd)
-        arm = cheapest(ctx.cost_usd, affordable_right)
+        affordable_right = right & (cost <= ctx.remaining_usd)
+        arm = cheapest(cost, affordable_right)
         return Decision(one_hot_pay(arm, n_arms), arm, jnp.bool_(False), stop=jnp.bool_(False))
 
     return Router(name, init, decide, stateless_update)

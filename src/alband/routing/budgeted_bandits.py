@@ -66,13 +66,13 @@ def bts_router(audit_config: AuditConfig = AuditConfig(), name: str = "bts") -> 
                         jnp.int32(setup.auditor))
 
     def decide(state: BTSState, ctx: StepContext, key: Array) -> Decision:
-        K = ctx.cost_usd.shape[0]
+        K = ctx.price_usd.shape[0]
         k_r, k_c, k_audit = jax.random.split(key, 3)
         r = jax.random.beta(k_r, state.reward_a, state.reward_b)
         r = jnp.where(jnp.arange(K) == state.auditor, 1.0, r)
         c = jax.random.beta(k_c, state.cost_a, state.cost_b)
         ratio = r / jnp.maximum(c, 1e-12)
-        affordable = ctx.available & (ctx.cost_usd <= ctx.remaining_usd)
+        affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
         arm = masked_argmax(ratio, affordable)
         pay = one_hot_pay(arm, K)
         audit = draw_audit(ctx, state.auditor, pay, arm, audit_config, k_audit)
@@ -125,9 +125,9 @@ def ucb_bv_router(audit_config: AuditConfig = AuditConfig(), name: str = "ucb-bv
                           jnp.int32(setup.auditor))
 
     def decide(state: UCBBVState, ctx: StepContext, key: Array) -> Decision:
-        K = ctx.cost_usd.shape[0]
+        K = ctx.price_usd.shape[0]
         d = ucb_bv_index(state.reward_sum, state.reward_n, state.cost_sum, state.pulls)
-        affordable = ctx.available & (ctx.cost_usd <= ctx.remaining_usd)
+        affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
         infinite = affordable & jnp.isinf(d)
         # among unbounded arms: fewest observations first, then fewest payments
         explore = masked_argmax(-(state.reward_n * 1e6 + state.pulls), infinite)

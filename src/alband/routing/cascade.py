@@ -94,6 +94,8 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
     if not chain:
         raise ValueError("a cascade needs at least one stage")
     chain_arr = jnp.asarray(chain, jnp.int32)
+    scored = chain[:-1]  # the last stage is always accepted: nothing to escalate to
+    scored_arr = jnp.asarray(scored, jnp.int32)
 
     def first_stage_price(cost_usd: Array, available: Array) -> tuple[Array, Array]:
         """Price of the first available stage of the chain (the least the cascade pays)."""
@@ -112,25 +114,26 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
         )
 
     def confidences(state: CascadeState, x: Array) -> Array:
-        """Posterior-mean correctness of every arm (computed for the chain's arms only)."""
+        """Posterior-mean correctness per arm (computed for the stages that can escalate)."""
         post = state.posterior
-        chain_post = LinearPosterior(post.chol[chain_arr], post.whitened_mean[chain_arr],
-                                     post.n_obs[chain_arr])
-        mean, _ = predict(chain_post, x, config.posterior)
-        K = post.chol.shape[0]
-        return jnp.zeros((K,), jnp.float32).at[chain_arr].set(jnp.clip(mean, 0.0, 1.0))
+        K = post.inv_chol.shape[0]
+        if not scored:
+            return jnp.zeros((K,), jnp.float32)
+        sub = jax.tree_util.tree_map(lambda a: a[scored_arr], post)
+        mean, _ = predict(sub, x, config.posterior)
+        return jnp.zeros((K,), jnp.float32).at[scored_arr].set(jnp.clip(mean, 0.0, 1.0))
 
     def decide(state: CascadeState, ctx: StepContext, key: Array) -> Decision:
-        K = ctx.cost_usd.shape[0]
+        K = ctx.price_usd.shape[0]
         conf = confidences(state, ctx.x)
         tau = acceptance_threshold(state.hits, state.counts, config.target, config.min_count)
-        floor = floor_estimate_with(state.floor, *first_stage_price(ctx.cost_usd, ctx.available))
+        floor = floor_estimate_with(state.floor, *first_stage_price(ctx.price_usd, ctx.available))
         pay = jnp.zeros((K,), bool)
         spent = jnp.float32(0.0)
         label = jnp.int32(-1)
         settled = jnp.bool_(False)
         for k in chain:  # static unroll over the (short) chain
-            c = ctx.cost_usd[k]
+            c = ctx.price_usd[k]
             affordable = spent + c <= ctx.remaining_usd
             first = label < 0
             reserve = coverage_reserve_ok(ctx.remaining_usd, spent + c, ctx.items_left, floor)
@@ -138,11 +141,11 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
             pay = pay.at[k].set(pay[k] | take)
             spent = spent + jnp.where(take, c, 0.0)
             label = jnp.where(take, jnp.int32(k), label)
-            accepted = (conf[k] >= tau[k]) | (state.auditor == k)
+            accepted = (conf[k] >= tau[k]) | (state.auditor == k) | (k == chain[-1])
             settled = settled | (take & accepted)
         chain_available = jnp.any(ctx.available[chain_arr])
         stop = (label < 0) & chain_available
-        aud_cost = ctx.cost_usd[jnp.clip(state.auditor, 0, K - 1)]
+        aud_cost = ctx.price_usd[jnp.clip(state.auditor, 0, K - 1)]
         audit_fits = coverage_reserve_ok(ctx.remaining_usd, spent + aud_cost, ctx.items_left, floor)
         audit = draw_audit(ctx, state.auditor, pay, label, config.audit, key, audit_fits)
         return Decision(pay, label, audit, stop)
@@ -150,14 +153,14 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
     def update(state: CascadeState, fb: Feedback, key: Array) -> CascadeState:
         conf = confidences(state, fb.x)  # the confidences the decision used
         post, hits, counts = state.posterior, state.hits, state.counts
-        for k in chain:
+        for k in scored:
             learn = fb.observed[k] & (state.auditor != k)
             w = learn.astype(jnp.float32)
             post = observe(post, jnp.int32(k), fb.x, fb.verdict[k], w, config.posterior)
             b = _bin(conf[k], config.n_bins)
             hits = hits.at[k, b].add(w * fb.verdict[k])
             counts = counts.at[k, b].add(w)
-        floor = update_floor_with(state.floor, *first_stage_price(fb.cost_usd, fb.available))
+        floor = update_floor_with(state.floor, *first_stage_price(fb.price_usd, fb.available))
         return CascadeState(post, hits, counts, floor, state.auditor)
 
     return Router(name, init, decide, update)

@@ -87,18 +87,18 @@ def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
         )
 
     def decide(state: ContextualTSState, ctx: StepContext, key: Array) -> Decision:
-        K = ctx.cost_usd.shape[0]
+        K = ctx.price_usd.shape[0]
         k_sample, k_audit = jax.random.split(key)
         p = jnp.clip(sample_predictions(state.posterior, ctx.x, k_sample, config.exploration,
                                         config.posterior), 0.0, 1.0)
         p = jnp.where(jnp.arange(K) == state.auditor, 1.0, p)
-        score = p - dual_penalty(state.dual, ctx.cost_usd)
+        score = p - dual_penalty(state.dual, ctx.price_usd)
         affordable, keeps = reserved_choices(state.floor, ctx)
         best = masked_argmax(score, keeps)
-        arm = jnp.where(best >= 0, best, cheapest(ctx.cost_usd, affordable)).astype(jnp.int32)
+        arm = jnp.where(best >= 0, best, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
         pay = one_hot_pay(arm, K)
-        aud_cost = ctx.cost_usd[jnp.clip(state.auditor, 0, K - 1)]
-        audit_fits = coverage_reserve_ok(ctx.remaining_usd, ctx.cost_usd[jnp.maximum(arm, 0)] + aud_cost,
+        aud_cost = ctx.price_usd[jnp.clip(state.auditor, 0, K - 1)]
+        audit_fits = coverage_reserve_ok(ctx.remaining_usd, ctx.price_usd[jnp.maximum(arm, 0)] + aud_cost,
                                          ctx.items_left, floor_estimate(state.floor, ctx))
         audit = draw_audit(ctx, state.auditor, pay, arm, config.audit, k_audit, audit_fits)
         return Decision(pay, arm, audit, stop=~jnp.any(affordable) & jnp.any(ctx.available))

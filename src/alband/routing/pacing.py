@@ -86,11 +86,11 @@ def floor_estimate_with(state: FloorState, price: Array, has: Array) -> FloorEst
 
 def floor_estimate(state: FloorState, ctx: StepContext) -> FloorEstimate:
     """:func:`floor_estimate_with` for the cheapest available arm of the item."""
-    return floor_estimate_with(state, *cheapest_available(ctx.cost_usd, ctx.available))
+    return floor_estimate_with(state, *cheapest_available(ctx.price_usd, ctx.available))
 
 
 def update_floor(state: FloorState, fb: Feedback) -> FloorState:
-    return update_floor_with(state, *cheapest_available(fb.cost_usd, fb.available))
+    return update_floor_with(state, *cheapest_available(fb.price_usd, fb.available))
 
 
 def coverage_reserve_ok(remaining_usd: Array, cost_usd: Array, items_left: Array,
@@ -104,8 +104,8 @@ def coverage_reserve_ok(remaining_usd: Array, cost_usd: Array, items_left: Array
 
 def reserved_choices(state: FloorState, ctx: StepContext) -> tuple[Array, Array]:
     """Masks over arms: (available and affordable, ... and keeping the coverage reserve)."""
-    affordable = ctx.available & (ctx.cost_usd <= ctx.remaining_usd)
-    keeps = affordable & coverage_reserve_ok(ctx.remaining_usd, ctx.cost_usd, ctx.items_left,
+    affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
+    keeps = affordable & coverage_reserve_ok(ctx.remaining_usd, ctx.price_usd, ctx.items_left,
                                              floor_estimate(state, ctx))
     return affordable, keeps
 

@@ -1,4 +1,4 @@
-"""Per-arm Bayesian linear correctness model with rank-1 Cholesky updates.
+"""Per-arm Bayesian linear correctness model with O(d^2) rank-1 updates of a Cholesky factor.
 
 Each arm ``k`` predicts the probability that its answer to an item with
 features ``x`` is right as ``p_k(x) = m0 + x' theta_k`` (a linear probability
@@ -11,17 +11,31 @@ model behind LinTS, Agrawal and Goyal 2013)::
     b_k = s^-2 sum_j w_j (y_j - m0) x_j
     theta_k | data ~ N(A_k^-1 b_k, A_k^-1)
 
-The state keeps the lower Cholesky factor ``L_k`` of ``A_k`` (``A_k = L_k
-L_k'``) and the whitened mean ``m_k = L_k^-1 b_k`` (so the posterior mean is
-``L_k^-T m_k``). An observation is a rank-1 Cholesky update of ``L_k`` in
-O(d^2) (Golub and Van Loan, sec. 6.5.4; the classic ``cholupdate``) and one
-triangular solve for ``m_k``: the precision is never refactorised.
+State. With ``A_k = L_k L_k'`` (lower Cholesky factor), the state keeps the
+*inverse* factor ``R_k = L_k^-1`` (lower triangular), ``b_k`` and the whitened
+mean ``m_k = R_k b_k``. Then ``A_k^-1 = R_k' R_k``, the posterior mean is
+``mu_k = R_k' m_k``, and every quantity a router needs is a matrix-vector
+product: ``u = R_k x`` gives the predictive mean ``m0 + u' m_k`` and standard
+deviation ``||u||``.
 
-Thompson sampling (Cholesky form): ``theta~_k = mu_k + L_k^-T eps`` with
-``eps ~ N(0, I)`` has the posterior law. Its prediction at ``x`` is
-``x' theta~_k = u' (m_k + eps)`` with ``u = L_k^-1 x``, so one triangular
-solve per arm gives the mean ``u' m_k``, the predictive standard deviation
-``||u||`` and the sample; :func:`sample_theta` materialises the full draw.
+Rank-1 update. Adding ``v v'`` (``v = sqrt(w) x / s``) to ``A = L L'``: with
+``p = R v`` and ``t_j = 1 + sum_{i <= j} p_i^2`` (``t_0 = 1``), the Cholesky
+factor of ``I + p p'`` is ``Lt`` with ``Lt_jj = sqrt(t_j / t_{j-1})`` and
+``Lt_ji = p_j p_i / sqrt(t_j t_{j-1})`` below the diagonal (Gill, Golub,
+Murray and Saunders 1974, "Methods for modifying matrix factorizations"), so
+``L' = L Lt`` and ``R' = Lt^-1 R`` where ``Lt^-1`` has the same closed form::
+
+    (Lt^-1)_jj = sqrt(t_{j-1} / t_j),   (Lt^-1)_ji = -p_j p_i / sqrt(t_j t_{j-1})  (i < j)
+
+i.e. row ``j`` of ``R'`` is ``sqrt(t_{j-1}/t_j) R_j - p_j / sqrt(t_j t_{j-1})
+sum_{i<j} p_i R_i``: an exclusive cumulative sum over rows, O(d^2), no
+triangular solve and no refactorisation.
+
+Thompson sampling (Cholesky form): ``theta~_k = mu_k + R_k' eps`` with ``eps ~
+N(0, I)`` has the posterior law (``R_k'`` is a triangular square root of the
+covariance ``A_k^-1 = R_k' R_k``). Its prediction at ``x`` is ``x' theta~_k =
+u' (m_k + eps)``; :func:`sample_theta` materialises the full draw with the
+same ``eps``.
 """
 
 from __future__ import annotations
@@ -30,14 +44,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
 Array = jax.Array
 
 
 class LinearPosterior(NamedTuple):
-    chol: Array  # (K, d, d) lower Cholesky factor of each arm's precision
-    whitened_mean: Array  # (K, d) m_k = L_k^-1 b_k
+    inv_chol: Array  # (K, d, d) R_k = L_k^-1, lower triangular, A_k = L_k L_k'
+    b: Array  # (K, d) s^-2 sum w (y - m0) x
+    whitened_mean: Array  # (K, d) m_k = R_k b_k
     n_obs: Array  # (K,) float32 observations so far (weighted)
 
 
@@ -48,65 +62,54 @@ class PosteriorConfig(NamedTuple):
 
 
 def init_posterior(n_arms: int, dim: int, config: PosteriorConfig = PosteriorConfig()) -> LinearPosterior:
-    eye = jnp.eye(dim, dtype=jnp.float32) * jnp.sqrt(jnp.float32(config.prior_precision))
+    eye = jnp.eye(dim, dtype=jnp.float32) / jnp.sqrt(jnp.float32(config.prior_precision))
     return LinearPosterior(
-        chol=jnp.broadcast_to(eye, (n_arms, dim, dim)),
+        inv_chol=jnp.broadcast_to(eye, (n_arms, dim, dim)),
+        b=jnp.zeros((n_arms, dim), jnp.float32),
         whitened_mean=jnp.zeros((n_arms, dim), jnp.float32),
         n_obs=jnp.zeros((n_arms,), jnp.float32),
     )
 
 
-def cholesky_rank1_update(chol: Array, v: Array) -> Array:
-    """Lower ``L'`` with ``L' L'^T = L L^T + v v^T`` in O(d^2) (Givens-style sweep).
+def inverse_cholesky_rank1_update(inv_chol: Array, v: Array) -> Array:
+    """``R'`` with ``(R')^-1 (R')^-T = R^-1 R^-T + v v'``, in O(d^2) (module docstring).
 
-    ``v = 0`` returns ``L`` unchanged. Assumes a positive diagonal (true for any
-    factor built from a positive-definite prior by this function).
+    ``v = 0`` returns ``R`` unchanged.
     """
-    d = chol.shape[-1]
-    idx = jnp.arange(d)
-
-    def body(k, carry):
-        L, w = carry
-        lkk = L[k, k]
-        wk = w[k]
-        r = jnp.sqrt(lkk * lkk + wk * wk)
-        c = r / lkk
-        s = wk / lkk
-        below = idx > k
-        col = L[:, k]
-        new_col = jnp.where(below, (col + s * w) / c, jnp.where(idx == k, r, col))
-        w = jnp.where(below, c * w - s * new_col, w)
-        return L.at[:, k].set(new_col), w
-
-    L, _ = jax.lax.fori_loop(0, d, body, (chol, v.astype(chol.dtype)))
-    return L
+    p = inv_chol @ v
+    t = 1.0 + jnp.cumsum(p * p)
+    t_prev = jnp.concatenate([jnp.ones((1,), t.dtype), t[:-1]])
+    weighted = p[:, None] * inv_chol
+    before = jnp.cumsum(weighted, axis=0) - weighted  # row j: sum_{i<j} p_i R_i
+    diag = jnp.sqrt(t_prev / t)
+    coef = p / jnp.sqrt(t * t_prev)
+    return diag[:, None] * inv_chol - coef[:, None] * before
 
 
 def observe(post: LinearPosterior, arm: Array, x: Array, y: Array, weight: Array,
             config: PosteriorConfig = PosteriorConfig()) -> LinearPosterior:
-    """Posterior after arm ``arm`` is seen to be right (``y = 1``) or wrong on ``x``.
+    """Posterior after arm ``arm`` is seen to be right (``y = 1``) or wrong (``y = 0``) on ``x``.
 
-    ``weight`` in {0, 1} (or any >= 0) scales the observation; 0 is a no-op, so
-    the call can stay unconditional inside ``jit``/``vmap``. ``arm < 0`` is a no-op.
+    ``weight`` >= 0 scales the observation; 0 is a no-op, so the call can stay
+    unconditional inside ``jit``/``vmap``. ``arm < 0`` is a no-op too.
     """
     valid = arm >= 0
-    arm_c = jnp.clip(arm, 0, post.chol.shape[0] - 1)
+    arm_c = jnp.clip(arm, 0, post.inv_chol.shape[0] - 1)
     w = jnp.where(valid, jnp.asarray(weight, jnp.float32), 0.0)
     inv_noise = 1.0 / jnp.float32(config.noise_var)
-    L = post.chol[arm_c]
-    b = L @ post.whitened_mean[arm_c] + w * inv_noise * (y - config.prior_mean) * x
-    L_new = cholesky_rank1_update(L, jnp.sqrt(w * inv_noise) * x)
-    m_new = solve_triangular(L_new, b, lower=True)
+    R = inverse_cholesky_rank1_update(post.inv_chol[arm_c], jnp.sqrt(w * inv_noise) * x)
+    b = post.b[arm_c] + w * inv_noise * (y - config.prior_mean) * x
     return LinearPosterior(
-        chol=post.chol.at[arm_c].set(L_new),
-        whitened_mean=post.whitened_mean.at[arm_c].set(m_new),
+        inv_chol=post.inv_chol.at[arm_c].set(R),
+        b=post.b.at[arm_c].set(b),
+        whitened_mean=post.whitened_mean.at[arm_c].set(R @ b),
         n_obs=post.n_obs.at[arm_c].add(w),
     )
 
 
 def _whiten(post: LinearPosterior, x: Array) -> Array:
-    """``u_k = L_k^-1 x`` for every arm, shape (K, d)."""
-    return jax.vmap(lambda L: solve_triangular(L, x, lower=True))(post.chol)
+    """``u_k = R_k x`` for every arm, shape (K, d)."""
+    return jnp.einsum("kij,j->ki", post.inv_chol, x)
 
 
 def predict(post: LinearPosterior, x: Array, config: PosteriorConfig = PosteriorConfig()
@@ -119,7 +122,7 @@ def predict(post: LinearPosterior, x: Array, config: PosteriorConfig = Posterior
 
 def sample_predictions(post: LinearPosterior, x: Array, key: Array, scale: float = 1.0,
                        config: PosteriorConfig = PosteriorConfig()) -> Array:
-    """``m0 + x' theta~_k`` per arm, ``theta~_k = mu_k + scale L_k^-T eps_k`` (Thompson draw).
+    """``m0 + x' theta~_k`` per arm, ``theta~_k = mu_k + scale R_k' eps_k`` (a Thompson draw).
 
     ``scale`` inflates the posterior spread (``v`` of LinTS); 1 is exact.
     """
@@ -129,21 +132,20 @@ def sample_predictions(post: LinearPosterior, x: Array, key: Array, scale: float
 
 
 def posterior_mean(post: LinearPosterior) -> Array:
-    """``mu_k = A_k^-1 b_k = L_k^-T m_k``, shape (K, d)."""
-    return jax.vmap(lambda L, m: solve_triangular(L.T, m, lower=False))(post.chol, post.whitened_mean)
+    """``mu_k = A_k^-1 b_k = R_k' m_k``, shape (K, d)."""
+    return jnp.einsum("kji,kj->ki", post.inv_chol, post.whitened_mean)
 
 
 def sample_theta(post: LinearPosterior, key: Array, scale: float = 1.0) -> Array:
-    """A full Thompson draw ``theta~_k = mu_k + scale L_k^-T eps_k``, shape (K, d).
+    """A full Thompson draw ``theta~_k = mu_k + scale R_k' eps_k``, shape (K, d).
 
     Uses the same ``eps`` as :func:`sample_predictions` for the same key, so
-    ``x' sample_theta(key) + m0 == sample_predictions(x, key)``.
+    ``m0 + x' sample_theta(key) == sample_predictions(x, key)``.
     """
     eps = jax.random.normal(key, post.whitened_mean.shape, jnp.float32)
-    return jax.vmap(lambda L, m, e: solve_triangular(L.T, m + scale * e, lower=False))(
-        post.chol, post.whitened_mean, eps)
+    return jnp.einsum("kji,kj->ki", post.inv_chol, post.whitened_mean + scale * eps)
 
 
-def precision(post: LinearPosterior) -> Array:
-    """``A_k = L_k L_k'``, shape (K, d, d) (for checks and reports)."""
-    return jnp.einsum("kij,klj->kil", post.chol, post.chol)
+def covariance(post: LinearPosterior) -> Array:
+    """``A_k^-1 = R_k' R_k``, shape (K, d, d) (for checks and reports)."""
+    return jnp.einsum("kji,kjl->kil", post.inv_chol, post.inv_chol)

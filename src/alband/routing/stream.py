@@ -3,14 +3,16 @@
 The stream visits the matrix rows in ``order`` (a permutation, one per seed).
 At step ``t`` with item ``i = order[t]`` the engine
 
-1. offers the router the item's features, prices and available arms, and the
-   dollars still spendable (:mod:`alband.routing.ledger`: compensated float32
-   sum, prices rounded up and the budget down by the caller, so the budget is
-   never exceeded);
-2. enforces the rules whatever the router asked: unavailable arms are never
-   paid; if the requested arms do not fit in the budget nothing is paid; the
-   audit is dropped when the auditor is unavailable, already paid or does not
-   fit; the label must come from a paid arm;
+1. offers the router the item's features, price quotes and available arms,
+   and the dollars still spendable (:mod:`alband.routing.ledger`: compensated
+   float32 sum, costs rounded up and the budget down by the caller, so the
+   budget is never exceeded);
+2. enforces the rules whatever the router asked, with the *realised* costs
+   (the budget guard of a live run reserves an upper bound before each call;
+   the replay knows the exact amount): unavailable arms are never paid; if the
+   requested arms do not fit in the budget nothing is paid; the audit is
+   dropped when the auditor is unavailable, already paid or does not fit; the
+   label must come from a paid arm;
 3. stops the stream for good when no available arm is affordable, or when the
    router says its own annotators are out of reach (``Decision.stop``);
 4. labels the item with the auditor's answer when the auditor was paid,
@@ -50,9 +52,9 @@ class Trace(NamedTuple):
 
 
 def router_setup(stream: Stream, budget_usd, auditor: int) -> RouterSetup:
-    n, K = stream.cost_usd.shape
+    n, K = stream.price_usd.shape
     avail = stream.available.astype(jnp.float32)
-    per_arm_mean = jnp.sum(stream.cost_usd * avail, 0) / jnp.maximum(jnp.sum(avail, 0), 1.0)
+    per_arm_mean = jnp.sum(stream.price_usd * avail, 0) / jnp.maximum(jnp.sum(avail, 0), 1.0)
     return RouterSetup(
         n_arms=K,
         dim=stream.features.shape[1],
@@ -60,7 +62,8 @@ def router_setup(stream: Stream, budget_usd, auditor: int) -> RouterSetup:
         budget_usd=jnp.asarray(budget_usd, jnp.float32),
         n_items=jnp.int32(n),
         cost_scale=jnp.max(per_arm_mean),
-        cost_max=jnp.max(jnp.where(stream.available, stream.cost_usd, 0.0)),
+        cost_max=jnp.max(jnp.where(stream.available,
+                                   jnp.maximum(stream.cost_usd, stream.price_usd), 0.0)),
     )
 
 
@@ -99,11 +102,12 @@ def replay(router: Router, stream: Stream, order: Array, budget_usd, key: Array,
         t, i, k = xs
         k_decide, k_update = jax.random.split(k)
         x = stream.features[i]
+        price = stream.price_usd[i]
         cost = stream.cost_usd[i]
         avail = stream.available[i]
         remaining = spendable(ledger, budget)
         items_left = (n - t).astype(jnp.int32)
-        ctx = StepContext(i, x, cost, avail, remaining, items_left)
+        ctx = StepContext(i, x, price, avail, remaining, items_left)
         decision = router.decide(state, ctx, k_decide)
 
         nothing_affordable = ~jnp.any(avail & (cost <= remaining))
@@ -118,8 +122,8 @@ def replay(router: Router, stream: Stream, order: Array, budget_usd, key: Array,
             observed = paid
         else:
             observed = paid & paid[auditor]
-        fb = Feedback(i, x, cost, avail, paid, stream.verdict[i], observed, spend, remaining,
-                      items_left, ~stop_now)
+        fb = Feedback(i, x, price, jnp.where(paid, cost, 0.0), avail, paid, stream.verdict[i],
+                      observed, spend, remaining, items_left, ~stop_now)
         new_state = router.update(state, fb, k_update)
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(stop_now, a, b), state, new_state)
         ledger = charge(ledger, spend)

@@ -6,7 +6,7 @@ Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
            [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
            [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S]
            [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
-           [--keep-contaminated]
+           [--apgr-points M] [--frontier-points F] [--keep-contaminated]
 
 Without ``--json`` a short table is printed instead of the JSON. Bad input
 raises :class:`alband.errors.AlbandError` (the caller prints it and exits 2).
@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-share", type=float, default=0.2)
     p.add_argument("--cascade-target", type=float, default=0.95)
     p.add_argument("--feature-dim", type=int, default=32)
+    p.add_argument("--apgr-points", type=int, default=11,
+                   help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
+    p.add_argument("--frontier-points", type=int, default=12,
+                   help="extra log-spaced budgets for the frontier and the cost to 95%% (default 12)")
     p.add_argument("--routers", help="comma-separated subset of: random,cascade,contextual-ts,bts,ucb-bv,oracle")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
@@ -62,6 +66,10 @@ def _validate(args) -> None:
         raise AlbandError(f"route replay: --cascade-target must be in (0, 1], got {args.cascade_target}")
     if args.feature_dim < 1:
         raise AlbandError(f"route replay: --feature-dim must be >= 1, got {args.feature_dim}")
+    if args.apgr_points < 2:
+        raise AlbandError(f"route replay: --apgr-points must be >= 2, got {args.apgr_points}")
+    if args.frontier_points < 0:
+        raise AlbandError(f"route replay: --frontier-points must be >= 0, got {args.frontier_points}")
 
 
 def run_from_args(args) -> dict:
@@ -79,6 +87,7 @@ def run_from_args(args) -> dict:
     routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
     settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
                               audit_share=args.audit_share, cascade_target=args.cascade_target,
+                              apgr_points=args.apgr_points, frontier_points=args.frontier_points,
                               routers=routers)
     result = run_replay(matrix, features, args.budget, settings, feature_description=how)
     report = build_report(result)

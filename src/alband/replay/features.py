@@ -45,7 +45,9 @@ def _tfidf_svd(texts: list[str], dim: int, seed: int) -> np.ndarray:
     k = min(dim, m.shape[1] - 1, m.shape[0] - 1)
     if k < 1:
         return np.asarray(m.todense(), dtype=np.float64)
-    return TruncatedSVD(n_components=k, random_state=seed).fit_transform(m).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):  # explained_variance_ratio_ of a flat corpus
+        z = TruncatedSVD(n_components=k, random_state=seed).fit_transform(m)
+    return z.astype(np.float64)
 
 
 def item_features(texts: list[str], tasks: list[str], embeddings: np.ndarray | None = None,

@@ -105,10 +105,13 @@ def budget_grid(matrix: OutcomeMatrix, user_budget: float, strongest: int, cheap
     from alband.routing.metrics import apgr_budget_grid
 
     full = matrix.full_cost()
-    apgr = apgr_budget_grid(full[cheapest], full[strongest], apgr_points)
+    # a budget equal to a model's full-stream cost is raised by 1e-5 (relative) so that the model
+    # can label the whole stream despite the ledger's 1e-6 safety margin (alband.routing.ledger)
+    slack = 1.0 + 1e-5
+    apgr = apgr_budget_grid(full[cheapest] * slack, full[strongest] * slack, apgr_points)
     positive = full[full > 0]
     lo = float(positive.min()) * 0.5 if positive.size else user_budget
-    hi = float(full.max()) * 1.05 if positive.size else user_budget
+    hi = float(full.max()) * 1.05 if positive.size else user_budget  # beyond every full-stream cost
     frontier = np.geomspace(lo, max(hi, lo * 1.0001), frontier_points) if frontier_points > 0 else np.zeros(0)
     allb = np.concatenate([[user_budget], apgr, frontier])
     allb = allb[allb > 0]

@@ -163,3 +163,14 @@ def test_singular_and_nonfinite_pools_are_explained():
     with_nan[17, 2] = np.nan
     with pytest.raises(AlbandError, match="row 17 has a NaN"):
         d_optimal_design(with_nan)
+
+
+def test_working_set_grows_when_the_support_fills_it():
+    # Points on a sphere: the optimal support is far larger than 2 d.
+    X = pool(240, 6, 9)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    capped = wolfe_atwood_design(jnp.asarray(X), 1e-3, working_set_size=12)
+    assert not bool(capped.certified) and int(jnp.sum(capped.weights > 0)) == 12
+    grown = d_optimal_design(X, eps=1e-3, working_set_size=12)
+    assert bool(grown.certified)
+    assert float(grown.log_det) == pytest.approx(float(d_optimal_design(X).log_det), abs=1e-4)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alband.design._checks import explain_singular, is_concrete, pool_array, positive_float, positive_int
-from alband.design.frank_wolfe import wolfe_atwood_design
+from alband.design.frank_wolfe import default_working_set_size, wolfe_atwood_design
 from alband.design.multiplicative import multiplicative_design
 from alband.design.result import DesignResult
 from alband.errors import AlbandError
@@ -92,6 +92,13 @@ def d_optimal_design(
                 options[key] = positive_int(options[key], key)
         kwargs = {} if max_iter is None else {"max_iter": max_iter}
         result = wolfe_atwood_design(Xj, eps, **kwargs, **options)
+        # The support cannot outgrow the working set; if it filled it without
+        # a certificate, the optimum needs more support points: retry larger.
+        m = options.get("working_set_size") or default_working_set_size(n, d)
+        while (is_concrete(Xj) and m < n and not bool(result.certified)
+               and int(jnp.sum(result.weights > 0)) >= m):
+            m = min(n, 2 * m)
+            result = wolfe_atwood_design(Xj, eps, **kwargs, **{**options, "working_set_size": m})
 
     if is_concrete(Xj) and not bool(np.isfinite(np.asarray(result.log_det))):
         raise explain_singular(Xj)

@@ -40,8 +40,8 @@ updates, O(n d) per step (:mod:`alband.design._linalg`), and rebuilt from
 scratch by Cholesky every ``refresh_every`` steps and before the certificate is
 accepted, which bounds float32 drift.
 
-Large pools: the steps run on a working set of at most ``working_set_size``
-rows (the whole pool when it is smaller). The working set starts as the rows of
+Large pools: the steps run on a working set of ``working_set_size`` rows
+(default ``max(2048, 32 d)``; the whole pool when it is smaller). The working set starts as the rows of
 largest leverage under the uniform design; after each inner solve the
 leverages of the whole pool are recomputed once (O(n d^2), chunked) and, if the
 certificate fails on the pool, the working set becomes the current support plus
@@ -72,7 +72,14 @@ from alband.design._linalg import (
 from alband.design.initial import greedy_volume_support, is_rank_deficient
 from alband.design.result import DesignResult
 
-DEFAULT_WORKING_SET = 8192
+
+
+def default_working_set_size(n: int, d: int) -> int:
+    """``min(n, max(2048, 32 d))`` rows: room for the support (typically a few d rows)
+    and its neighbours, small enough that a step costs O(2048 d), not O(n d)."""
+    return min(n, max(2048, 32 * d))
+
+
 DEFAULT_REFRESH_EVERY = 200
 DEFAULT_MAX_ITER = 100_000
 DEFAULT_MAX_ROUNDS = 64
@@ -190,7 +197,7 @@ def wolfe_atwood_design(
     *,
     away_steps: bool = True,
     refresh_every: int = DEFAULT_REFRESH_EVERY,
-    working_set_size: int = DEFAULT_WORKING_SET,
+    working_set_size: int | None = None,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> DesignResult:
@@ -203,7 +210,10 @@ def wolfe_atwood_design(
       max_iter: cap on the total number of Frank-Wolfe steps.
       away_steps: ``False`` gives plain Fedorov-Wynn (toward steps only).
       refresh_every: steps between rebuilds of ``V^{-1}`` from scratch.
-      working_set_size: rows the steps run on (see module docstring).
+      working_set_size: rows the steps run on (see module docstring; default
+        :func:`default_working_set_size`; at least ``2 d``). The support never exceeds it: if
+        the optimum needs more support points, ``certified`` stays False
+        (:func:`alband.design.d_optimal_design` then retries with a larger one).
       max_rounds: cap on working-set rounds.
       chunk_rows: rows per chunk of pool-sized passes.
 
@@ -211,7 +221,7 @@ def wolfe_atwood_design(
       :class:`DesignResult`; ``log_det`` is NaN when ``X`` has rank below ``d``.
     """
     n, d = X.shape
-    m = min(n, working_set_size)
+    m = default_working_set_size(n, d) if working_set_size is None else min(n, max(working_set_size, 2 * d))
     eps = jnp.asarray(eps, X.dtype)
     max_iter = jnp.asarray(max_iter, jnp.int32)
     solve = partial(_solve_working_set, away_steps=away_steps, refresh_every=refresh_every)

@@ -1,10 +1,73 @@
-"""Registration of the commands other rooms contribute: ``bench`` and ``route``."""
+"""The commands other rooms contribute: ``bench ...`` and ``route replay``.
+
+Each sub-command parses its own arguments (``argparse.REMAINDER``) so that the
+room that owns the code also owns its options; ``alband bench design --help``
+shows them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+from alband.errors import AlbandError
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message):  # one readable line via AlbandError, exit code 2
+        raise AlbandError(f"{self.prog}: {message}")
+
+
+def _bench_design(argv: list[str]) -> int:
+    from alband.benchmarks.design import bench_design
+
+    p = _RaisingParser(prog="alband bench design",
+                       description="Frank-Wolfe D/G-optimal design vs cvxpy (Clarabel): seconds, gap, certificate.")
+    p.add_argument("--n", type=int, action="append", help="pool size (repeatable; default 1000 5000 20000)")
+    p.add_argument("--d", type=int, action="append", help="dimension (repeatable; default 16 64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per size; the median is reported")
+    p.add_argument("--eps", type=float, default=1e-3, help="certificate: max leverage <= d (1 + eps)")
+    p.add_argument("--no-cvxpy", action="store_true", help="skip the cvxpy reference")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    sizes = [(n, d) for n in (args.n or [1000, 5000, 20000]) for d in (args.d or [16, 64])]
+    if any(n < 2 or d < 1 for n, d in sizes) or args.repeats < 1:
+        raise AlbandError("bench design: --n must be >= 2, --d >= 1 and --repeats >= 1")
+    results = [bench_design(n, d, repeats=args.repeats, eps=args.eps, with_cvxpy=not args.no_cvxpy)
+               for n, d in sizes]
+    _emit({"benchmark": "design", "results": results}, args.json)
+    return 0
+
+
+def _emit(payload: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2, default=float))
+        return
+    for row in payload["results"]:
+        print("  ".join(f"{k}={v}" for k, v in row.items() if not isinstance(v, dict)))
+
+
+def _route_replay(argv: list[str]) -> int:
+    from alband.replay.cli import replay_main
+
+    return replay_main(argv)
+
+
+_BENCHES = {"design": _bench_design}
 
 
 def register(sub) -> None:
-    """Add the extra sub-commands to the ``alband`` parser."""
-    del sub
+    """Add ``bench`` and ``route`` to the ``alband`` parser."""
+    bench = sub.add_parser("bench", help="benchmarks that print JSON with the figures and the machine",
+                           add_help=False)
+    bench.add_argument("which", choices=sorted(_BENCHES), help="which benchmark")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=lambda a: _BENCHES[a.which](a.rest))
+
+    route = sub.add_parser("route", help="annotator routing: offline replay over outcome matrices", add_help=False)
+    route.add_argument("action", choices=["replay"])
+    route.add_argument("rest", nargs=argparse.REMAINDER)
+    route.set_defaults(func=lambda a: _route_replay(a.rest))
+
+
+__all__ = ["register"]

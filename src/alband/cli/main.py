@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AlbandError, _UsageError) as err:
         print(f"alband: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         hint = f" (continue with: alband resume {args.run_dir if hasattr(args, 'run_dir') else args.out})" if (
             getattr(args, "command", "") in {"run", "resume"}) else ""

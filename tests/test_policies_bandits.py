@@ -1,4 +1,4 @@
-"""Linear bandit policies: numpy references (same normals), rank-one widths, diverse distinct batches, simulate and live loop."""
+"""Linear bandit policies: numpy references (same normals), rank-one widths, diverse batches, simulate, live loop."""
 
 from __future__ import annotations
 
@@ -398,3 +398,16 @@ def test_live_loop_buys_what_simulate_predicts_for_lints(tmp_path):
                      jax.random.PRNGKey(3))
     assert live_items == _bought(trace).tolist()
     np.testing.assert_allclose([e.test_accuracy for e in events], np.asarray(trace.test_accuracy), atol=1e-6)
+
+
+def test_width_benchmark_reports_timings_and_agreement():
+    from alband.benchmarks.bandits import bench_linucb_widths
+
+    result = bench_linucb_widths(500, 8, repeats=2, batch_size=4)
+    for key in ("rank_one_seconds", "woodbury_seconds_per_label", "full_seconds"):
+        assert result[key] > 0
+    assert result["features"] == 9 and result["batch_size"] == 4
+    assert result["max_rel_diff"] < 1e-4
+    assert result["machine"]["cores"] >= 1
+    with pytest.raises(AlbandError, match="repeats must be an integer >= 1"):
+        bench_linucb_widths(10, 2, repeats=0)

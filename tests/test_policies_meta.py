@@ -1,4 +1,4 @@
-"""Meta-bandits over strategies: EXP4.P against a numpy reference, IW-ACC, per-dollar Thompson sampling, simulate and live loop."""
+"""Meta-bandits over strategies: EXP4.P against numpy, IW-ACC, per-dollar Thompson sampling, simulate, live loop."""
 
 from __future__ import annotations
 

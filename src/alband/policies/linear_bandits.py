@@ -68,8 +68,11 @@ Cost. ``A^{-1}`` is kept by Sherman-Morrison / Woodbury and LinUCB keeps every
 item's squared width ``g_i = phi_i' A^{-1} phi_i`` current with the rank-one
 formula ``g_i <- g_i - (phi_i' A^{-1} phi)^2 / (1 + phi' A^{-1} phi)`` (see
 :mod:`alband.policies._rank_one`): one ``X @ u`` pass, O(N d), per label and per
-hallucinated pick, instead of O(N d^2). A full recomputation runs only when the
-widths have shrunk ``width_refresh``-fold since the last one (float32 drift).
+hallucinated pick, instead of O(N d^2); ``update`` adds a round's ``B`` labels in
+one Woodbury step (one ``(N, D) x (D, B)`` product). A full recomputation runs
+only when the widths have shrunk ``width_refresh``-fold since the last one
+(float32 drift; under ``vmap`` its ``lax.cond`` evaluates both branches every
+round, so ``width_refresh=None`` is the faster choice for large vmapped pools).
 Thompson sampling draws with one D x D Cholesky per pick (O(D^3)) and one
 ``X @ theta~`` pass.
 

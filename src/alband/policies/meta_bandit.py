@@ -32,6 +32,10 @@ strategy chooses a whole batch, so ``q_i`` is the probability of the strategy
 that proposed item ``i`` in its round (its exact inclusion probability would
 need every strategy's batch every round), and the ratio (Hajek) form above,
 normalised by ``sum W`` instead of ``n T``, keeps the reward in ``[0, 1]``.
+With deterministic strategies most pool items have ``q_i = 0``, so neither form
+is an unbiased estimate of the pool accuracy here: it is a held-out-free proxy
+that up-weights the labels of rarely chosen strategies (with ``random`` among
+the strategies every item can be drawn).
 
 ``albl``: EXP4.P (Beygelzimer, Langford, Li, Reyzin and Schapire 2011), as in
 ALBL, with the strategies as the experts. When one strategy picks the batch
@@ -45,7 +49,7 @@ Freund and Schapire 2002) over ``K`` strategies::
     w_k <- w_k exp(p_min / 2 (r^_k + v^_k sqrt(ln(K / delta) / (K T))))
 
 with ``T`` the horizon in rounds and, by default, ``p_min = sqrt(ln K / (K T))``
-(the EXP4.P choice). The reward is the IW-ACC *level* after the round, as in
+(the EXP4.P choice), capped at ``1 / (2K)``. The reward is the IW-ACC *level* after the round, as in
 the paper (not its change).
 
 ``meta_ts``: Thompson sampling over strategies with a cost-aware reward, the
@@ -68,9 +72,10 @@ and Thompson sampling plays the strategy with the largest draw (Gaussian
 Thompson sampling with unknown variance: Honda and Takemura 2014). Every
 strategy is first played until it has two rewards (a t needs ``n_k >= 2``),
 uniformly among those that lack them. The rewards shrink as the learner
-saturates, so ``n_k``, ``sum r`` and ``sum r^2`` are discounted by ``discount``
-per round (discounted Thompson sampling, Raj and Kalyani 2017): a strategy not
-played for a while regains posterior spread. Its propensity ``q`` (for the
+saturates, so ``n_k``, ``mean_k`` and ``S_k`` are moments with weights
+``discount^age`` (discounted Thompson sampling, Raj and Kalyani 2017; kept with
+West's 1979 weighted Welford update): a strategy not played for a while
+regains posterior spread. Its propensity ``q`` (for the
 importance weights) is the probability that its draw is the largest, estimated
 from ``propensity_samples`` further draws (``1 / m`` when forced among ``m``).
 
@@ -333,7 +338,9 @@ def meta_ts(
         raise AlbandError(f"query policy 'meta_ts': discount must be in (0, 1], got {discount!r}")
     min_round_usd = _positive(min_round_usd, "min_round_usd", "meta_ts")
     if not (isinstance(propensity_samples, int) and propensity_samples >= 1):
-        raise AlbandError(f"query policy 'meta_ts': propensity_samples must be an integer >= 1, got {propensity_samples!r}")
+        raise AlbandError(
+            f"query policy 'meta_ts': propensity_samples must be an integer >= 1, got {propensity_samples!r}"
+        )
     discount = float(discount)
 
     def init(ctx: RoundContext) -> MetaTSState:

@@ -8,6 +8,9 @@ Schema (every key is documented in README, "Config reference")::
     [loop]        batch_size, rounds, initial_labels, seed, annotator
     [budget]      usd = 5.0
     [annotators.NAME]  kind = "simulated" | ..., prices and noise
+    [stopping]    rule = "stabilizing_predictions", the rule's parameters (optional section;
+                  alband.stopping), stop_set_size = 500, validation_rows = 0 (test rows
+                  held out as the validation set of rules that need one)
 
 Unknown sections or keys, wrong types and impossible values raise
 :class:`~alband.errors.AlbandError` naming the file, the section and the key.
@@ -24,7 +27,7 @@ from typing import Any
 
 from alband.errors import AlbandError
 
-_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators"}
+_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping"}
 
 _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "simulated": {
@@ -77,6 +80,16 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
+class StoppingConfig:
+    """The ``[stopping]`` section: a rule of :mod:`alband.stopping` and its parameters."""
+
+    rule: str
+    params: dict[str, float]
+    stop_set_size: int = 500
+    validation_rows: int = 0
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration; ``text`` is the TOML it came from."""
 
@@ -90,6 +103,7 @@ class RunConfig:
     base_dir: Path
     source: str
     text: str = field(repr=False, default="")
+    stopping: StoppingConfig | None = None
 
     @property
     def sha256(self) -> str:
@@ -189,6 +203,8 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         )
     loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator)
 
+    stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None
+
     return RunConfig(
         data=dict(data),
         learner=learner,
@@ -200,7 +216,35 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         base_dir=base_dir or Path.cwd(),
         source=source,
         text=text,
+        stopping=stopping,
     )
+
+
+def _stopping(table: dict, source: str) -> StoppingConfig:
+    from alband.stopping.rules import make_rule, rule_parameters
+
+    rule = table.get("rule")
+    if not isinstance(rule, str):
+        raise AlbandError(f"{_where(source, 'stopping', 'rule')} is required (a stopping rule name)")
+    try:
+        parameters = rule_parameters(rule)
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, 'stopping', 'rule')}: {err}") from None
+    allowed = {"rule": str, "stop_set_size": int, "validation_rows": int, **{k: (int, float) for k in parameters}}
+    _take(table, allowed, source, "stopping")
+    params = {k: v for k, v in table.items() if k in parameters}
+    try:
+        built = make_rule(rule, **params)
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, 'stopping')}: {err}") from None
+    stop_set_size = _positive_int(table.get("stop_set_size", 500), source, "stopping", "stop_set_size")
+    validation_rows = _positive_int(table.get("validation_rows", 0), source, "stopping", "validation_rows", minimum=0)
+    if built.needs_validation and validation_rows == 0:
+        raise AlbandError(
+            f"{_where(source, 'stopping', 'validation_rows')}: rule '{rule}' needs a validation set; "
+            "set validation_rows to the number of test rows to hold out"
+        )
+    return StoppingConfig(rule, {k: float(v) for k, v in params.items()}, stop_set_size, validation_rows)
 
 
 def load_config(path: str | Path) -> RunConfig:

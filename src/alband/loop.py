@@ -11,6 +11,13 @@ It calls the same jitted steps as :func:`alband.simulate.simulate`
 (:mod:`alband.rounds`) with the same keys, so with simulated annotators it
 buys the very items the simulator predicts for that seed.
 
+With a stopping rule (``LoopSettings.stopping``, :mod:`alband.stopping`) the
+loop records after each round the signals the simulator records (stop-set
+kappa, change rate and mean confidence, the batch's largest uncertainty, the
+validation accuracy when a validation set is given), evaluates the rule on
+the history so far and stops with ``stop_reason`` = the rule's name after the
+first round it flags -- the round the simulator predicts for the same seed.
+
 Every purchase follows the ledger protocol (:mod:`alband.store.ledger`):
 reserve the annotator's largest possible cost in the budget guard and in the
 ledger, make the call, settle both with the actual cost; the settled row is
@@ -43,6 +50,15 @@ from alband.rounds import (
     run_keys,
     train,
     update_policy,
+)
+from alband.stopping.history import history_from_rows
+from alband.stopping.rules import StoppingRule
+from alband.stopping.signals import (
+    batch_uncertainty_of,
+    stop_set_indices,
+    stop_set_key,
+    stop_set_signals,
+    validation_accuracy,
 )
 from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
@@ -89,6 +105,42 @@ class LoopSettings:
     n_rounds: int
     seed: int
     budget_usd: float
+    stopping: StoppingRule | None = None
+    stop_set_size: int = 500
+
+
+class _StopWatch:
+    """The round history of a live run and its stopping rule (same signals as the simulator)."""
+
+    def __init__(self, rule: StoppingRule, keys, x, n_rounds: int, stop_set_size: int, validation) -> None:
+        self.rule = rule
+        self.flags = jax.jit(rule.fn)
+        self.n_rounds = n_rounds
+        index = stop_set_indices(stop_set_key(keys.init), x.shape[0], stop_set_size)
+        self.x_stop = x[index]
+        self.previous = jnp.zeros(index.shape, jnp.int32)
+        self.validation = None if validation is None else tuple(jnp.asarray(v) for v in validation)
+        self.rows: list[dict] = []
+
+    def observe(self, params, state, exhausted: bool, uncertainty: float) -> bool:
+        """Record the round just finished; True when the rule flags it."""
+        has_previous = jnp.bool_(bool(self.rows))
+        prediction, kappa, change, confidence = stop_set_signals(params, self.x_stop, self.previous, has_previous)
+        self.previous = prediction
+        self.rows.append({
+            "n_labeled": int(n_labeled(state)),
+            "n_queried": int(state.n_train),
+            "spent_usd": float(state.spent_usd),  # the core's float32 sum, as in the simulator
+            "exhausted": bool(exhausted),
+            "validation_accuracy": float("nan") if self.validation is None
+            else float(validation_accuracy(params, *self.validation)),
+            "kappa": float(kappa),
+            "change_rate": float(change),
+            "mean_confidence": float(confidence),
+            "batch_uncertainty": float(uncertainty),
+        })
+        flags = self.flags(history_from_rows(self.rows, self.n_rounds), self.rule.params)
+        return bool(flags[len(self.rows) - 1])
 
 
 class _Purchaser:
@@ -153,8 +205,12 @@ def live_rounds(
     *,
     expected_cost_usd: np.ndarray | None = None,
     label_weight: float = 1.0,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Iterator[RoundEvent]:
-    """Run (or resume) the loop, yielding one event per round (module docstring)."""
+    """Run (or resume) the loop, yielding one event per round (module docstring).
+
+    ``validation`` = ``(x_val, y_val)``, a labelled validation set for rules that read it.
+    """
     n_items, n_features = task.x.shape
     if settings.n_initial > n_items:
         raise AlbandError(f"initial_labels={settings.n_initial} is larger than the pool ({n_items} items)")
@@ -174,6 +230,11 @@ def live_rounds(
     capacity = settings.n_initial + settings.batch_size * settings.n_rounds
     state = empty_label_state(n_items, capacity)
     learner = settings.learner
+    if settings.stopping is not None and settings.stopping.needs_validation and validation is None:
+        raise AlbandError(f"stopping rule '{settings.stopping.name}' needs a validation set")
+    watch = None if settings.stopping is None else _StopWatch(
+        settings.stopping, keys, x, settings.n_rounds, settings.stop_set_size, validation
+    )
 
     def buy(round_index: int, index):
         nonlocal state
@@ -205,6 +266,8 @@ def live_rounds(
     params = train(learner, init_params(learner, n_features), x, state)
     policy_state = settings.policy.init(round_context(x, state, params, cost, 0))
     stop = "budget exhausted" if purchaser.exhausted else ("rounds done" if settings.n_rounds == 0 else None)
+    if watch is not None and watch.observe(params, state, purchaser.exhausted, float("nan")):
+        stop = stop or settings.stopping.name
     yield event(0, initial, accepted, bought, reused, params, stop)
     if stop:
         return
@@ -215,6 +278,7 @@ def live_rounds(
             settings.policy, policy_state, x, state, params, cost, r, query_key(keys, r), settings.batch_size
         )
         before = state
+        uncertainty = float(batch_uncertainty_of(params, x[jnp.asarray(index)])) if watch is not None else 0.0
         labels, accepted, bought, reused = buy(round_index, index)
         policy_state = update_policy(
             settings.policy, new_policy_state, x, before, params, cost, r,
@@ -227,6 +291,8 @@ def live_rounds(
             stop = "rounds done"
         elif bool(jnp.all(state.queried)):
             stop = "pool exhausted"
+        if watch is not None and watch.observe(params, state, purchaser.exhausted, uncertainty):
+            stop = stop or settings.stopping.name
         yield event(round_index, index, accepted, bought, reused, params, stop)
         if stop:
             return

@@ -9,6 +9,7 @@ progress bar (labels, dollars spent, test accuracy) and write one line of
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
 from alband.rounds import run_keys
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
+from alband.stopping.rules import make_rule
+from alband.stopping.validation import validation_split
 from alband.task import Task
 
 _STATUS_KEY = "status"
@@ -135,7 +138,22 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
         n_rounds=config.loop.rounds,
         seed=config.loop.seed,
         budget_usd=config.budget_usd,
+        stopping=None if config.stopping is None else make_rule(config.stopping.rule, **config.stopping.params),
+        stop_set_size=500 if config.stopping is None else config.stopping.stop_set_size,
     )
+
+
+def hold_out_validation(config: RunConfig, task: Task) -> tuple[Task, tuple[np.ndarray, np.ndarray] | None]:
+    """The task without the ``[stopping] validation_rows`` test rows, and those rows as a validation set."""
+    rows = 0 if config.stopping is None else config.stopping.validation_rows
+    if rows == 0:
+        return task, None
+    try:
+        held, kept = validation_split(len(task.y_test), rows)
+    except AlbandError as err:
+        raise AlbandError(f"{config.source}: [stopping] {err}") from None
+    validation = (task.x_test[held], task.y_test[held])
+    return dataclasses.replace(task, x_test=task.x_test[kept], y_test=task.y_test[kept]), validation
 
 
 def _progress(total: int, quiet: bool, desc: str):
@@ -146,7 +164,7 @@ def _progress(total: int, quiet: bool, desc: str):
 
 def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEvent]:
     """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
-    task = load_task(config)
+    task, validation = hold_out_validation(config, load_task(config))
     settings = loop_settings(config, task)
     annotator, expected_cost, weight = build_annotator(config, task)
     events: list[RoundEvent] = []
@@ -157,7 +175,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{annotator.name}")
         try:
             for event in live_rounds(
-                settings, task, annotator, ledger, expected_cost_usd=expected_cost, label_weight=weight
+                settings, task, annotator, ledger, expected_cost_usd=expected_cost, label_weight=weight,
+                validation=validation,
             ):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:

@@ -9,7 +9,19 @@ from alband.simulate.annotator_model import (
     reserve_usd,
     token_counts,
 )
-from alband.simulate.episode import EpisodeConfig, EpisodeData, EpisodeTrace, simulate, simulate_seeds
+from alband.simulate.episode import (
+    EpisodeConfig,
+    EpisodeData,
+    EpisodeTrace,
+    episode_history,
+    repriced_spend,
+    simulate,
+    simulate_grid,
+    simulate_many,
+    simulate_seeds,
+    stack_annotators,
+)
+from alband.simulate.mix import share_router
 
 __all__ = [
     "EpisodeConfig",
@@ -17,11 +29,17 @@ __all__ = [
     "EpisodeTrace",
     "SimulatedAnnotator",
     "annotation_cost_usd",
+    "episode_history",
     "flip_confusion",
     "make_simulated_annotator",
     "noisy_labels",
+    "repriced_spend",
     "reserve_usd",
+    "share_router",
     "simulate",
+    "simulate_grid",
+    "simulate_many",
     "simulate_seeds",
+    "stack_annotators",
     "token_counts",
 ]

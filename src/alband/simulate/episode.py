@@ -1,4 +1,4 @@
-"""A whole active-learning episode with a simulated annotator, as one ``lax.scan``.
+"""A whole active-learning episode with simulated annotators, as one ``lax.scan``.
 
 ``simulate(config, data, annotator, budget_usd, key)`` runs the survey's
 Algorithm 1 with the steps of :mod:`alband.rounds`:
@@ -13,6 +13,39 @@ and repeat the last state, so every episode has the same shapes and
 ``jax.vmap`` runs many seeds (or annotator settings) in one call:
 :func:`simulate_seeds`. The live loop (:mod:`alband.loop`) calls the same step
 functions with the same keys, so for one seed it buys the same items.
+
+Stopping signals. Each round also records what the stopping rules of
+:mod:`alband.stopping` read (:func:`episode_history`): the accuracy on an
+optional labelled validation set (``EpisodeData.x_val``), and on the run's
+stop set (``config.stop_set_size`` pool items drawn from a key derived from
+the seed, :func:`alband.stopping.stop_set_key`) Cohen's kappa and the change
+rate between successive models and the mean max-probability, plus the largest
+least-confidence of each proposed batch. Kappa is computed inside the scan
+from the previous round's predictions, so only scalars are stored per round.
+
+Annotator mixes. With ``config.router`` (an :class:`alband.routing.Router`)
+the ``annotator`` is a stack of ``K`` simulated annotators (every field with a
+leading axis ``K``, e.g. cheap LLM, strong LLM, human: :func:`stack_annotators`).
+Within a batch the items are routed one by one, in batch order: the router
+sees the item's embedding, each arm's price, the dollars left and the labels
+still to buy (the episode's remaining capacity), and names the arms to pay
+and the arm whose answer is the label. The item is bought iff the paid arms'
+reservations fit in the budget; the first item that does not fit (or a
+``Decision.stop``) ends the purchases, as with one annotator. The router then
+learns each paid arm's correctness against the gold label (the routing
+room's free-feedback setting, ``auditor = -1``: a simulation convenience;
+audits a router asks for are not paid). A simulated annotator's price quote
+is its actual cost (both follow from the item's text length).
+Arm ``k`` answers item ``i`` with the key ``fold_in(fold_in(annotate, k), i)``.
+Policies see the mean price over the arms as ``ctx.cost_usd``.
+
+At scale (:func:`simulate_many`, :func:`simulate_grid`) the seeds are mapped
+with ``lax.map`` in vmapped groups of ``vmap_width``: on CPU, vmapping the
+learner's L-BFGS (a ``while_loop`` around a zoom line search full of
+``while_loop``/``cond``) runs every lane to the slowest lane's iteration
+count and both sides of every ``cond``, which measured 6-8x slower per seed
+than one seed at a time; ``vmap_width=1`` avoids it and gives the same
+numbers as :func:`simulate` seed by seed.
 """
 
 from __future__ import annotations
@@ -34,14 +67,26 @@ from alband.rounds import (
     run_keys,
     train,
 )
+from alband.routing.base import Feedback, Router, RouterSetup, StepContext
 from alband.simulate.annotator_model import (
     SimulatedAnnotator,
     annotation_cost_usd,
     noisy_labels,
     reserve_usd,
 )
+from alband.stopping.history import StopHistory
+from alband.stopping.signals import (
+    batch_uncertainty_of,
+    stop_set_indices,
+    stop_set_key,
+    stop_set_signals,
+    validation_accuracy,
+)
 
 Array = jax.Array
+
+# ``fold_in`` constant of the routing key stream (derived from the annotate key).
+ROUTE_STREAM = 0x2047E
 
 
 class EpisodeConfig(NamedTuple):
@@ -52,6 +97,8 @@ class EpisodeConfig(NamedTuple):
     n_initial: int
     batch_size: int
     n_rounds: int
+    stop_set_size: int = 500
+    router: Router | None = None
 
     @property
     def capacity(self) -> int:
@@ -60,7 +107,7 @@ class EpisodeConfig(NamedTuple):
 
 
 class EpisodeData(NamedTuple):
-    """Arrays of a task: pool (with gold labels and text lengths) and test set."""
+    """Arrays of a task: pool (with gold labels and text lengths), test set, optional validation set."""
 
     x: Array  # (N, d) float32
     y: Array  # (N,) int32 gold
@@ -68,6 +115,8 @@ class EpisodeData(NamedTuple):
     text_bytes: Array  # (N,) int32
     x_test: Array  # (T, d)
     y_test: Array  # (T,)
+    x_val: Array | None = None  # (V, d) labelled validation set, or None
+    y_val: Array | None = None  # (V,)
 
 
 class EpisodeTrace(NamedTuple):
@@ -84,6 +133,44 @@ class EpisodeTrace(NamedTuple):
     query_accepted: Array  # (R, B) bought
     query_label: Array  # (R, B) the annotator's answers (valid where accepted)
     final_params: SoftmaxParams
+    validation_accuracy: Array  # (R+1,) NaN without a validation set
+    stop_kappa: Array  # (R+1,) Cohen's kappa of rounds r-1, r on the stop set; NaN at 0
+    stop_change_rate: Array  # (R+1,) share of stop-set predictions that changed; NaN at 0
+    stop_confidence: Array  # (R+1,) mean max-probability on the stop set
+    batch_uncertainty: Array  # (R+1,) largest least-confidence of the proposed batch; NaN at 0
+    initial_arm: Array  # (n_initial,) annotator arm of each seed item (0 without a router), -1 if not bought
+    query_arm: Array  # (R, B) annotator arm of each proposed item, -1 if not bought
+
+
+def stack_annotators(annotators) -> SimulatedAnnotator:
+    """``K`` annotators as one with a leading arm axis (for ``config.router``)."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *annotators)
+
+
+def arm_costs(annotator: SimulatedAnnotator, data: EpisodeData, routed: bool) -> tuple[Array, Array]:
+    """Dollars and reservations per item: ``(N,)`` for one annotator, ``(K, N)`` for a stack."""
+    if routed:
+        cost = jax.vmap(annotation_cost_usd, in_axes=(0, None))(annotator, data.text_chars)
+        reserve = jax.vmap(reserve_usd, in_axes=(0, None))(annotator, data.text_bytes)
+        return cost, reserve
+    return annotation_cost_usd(annotator, data.text_chars), reserve_usd(annotator, data.text_bytes)
+
+
+def _named(cls, **values):
+    """``cls`` (a NamedTuple of the routing room) from the values its fields name."""
+    return cls(**{name: values[name] for name in cls._fields})
+
+
+def _router_setup(config: EpisodeConfig, cost: Array, budget_usd: Array, dim: int) -> RouterSetup:
+    return RouterSetup(
+        n_arms=int(cost.shape[0]),
+        dim=dim,
+        auditor=-1,
+        budget_usd=budget_usd,
+        n_items=jnp.int32(config.capacity),
+        cost_scale=jnp.max(jnp.mean(cost, axis=1)),
+        cost_max=jnp.max(cost),
+    )
 
 
 @partial(jax.jit, static_argnums=0)
@@ -97,48 +184,132 @@ def simulate(
     """One seeded episode (module docstring). Jitted; vmap over ``key`` or ``annotator``."""
     n_items, n_features = data.x.shape
     keys = run_keys(key)
-    cost = annotation_cost_usd(annotator, data.text_chars)
-    reserve = reserve_usd(annotator, data.text_bytes)
+    routed = config.router is not None
+    cost, reserve = arm_costs(annotator, data, routed)
+    policy_cost = jnp.mean(cost, axis=0) if routed else cost
     budget_usd = jnp.asarray(budget_usd, jnp.float32)
+    stop_index = stop_set_indices(stop_set_key(keys.init), n_items, config.stop_set_size)
+    x_stop = data.x[stop_index]
 
     def buy(state: LabelState, index: Array, stopped: Array):
         accepted, exhausted = affordable(state, index, reserve, cost, budget_usd, stopped)
         labels = noisy_labels(annotator, keys.annotate, index, data.y[index])
         state = record_annotations(state, index, labels, accepted, cost[index], annotator.label_weight)
-        return state, labels, accepted, exhausted
+        arm = jnp.where(accepted, 0, -1).astype(jnp.int32)
+        return state, (), labels, accepted, exhausted, arm
 
+    def buy_routed(state: LabelState, router_state, index: Array, stopped: Array, route_key: Array):
+        router = config.router
+        n_arms = cost.shape[0]
+        arms = jnp.arange(n_arms)
+        arm_keys = jax.vmap(lambda k: jax.random.fold_in(keys.annotate, k))(arms)
+        gold = data.y[index]
+        # answers[k, b]: arm k's answer to item index[b] (order-independent keys).
+        answers = jax.vmap(lambda ann, k: noisy_labels(ann, k, index, gold))(annotator, arm_keys)
+        fresh = ~state.queried[index]
+
+        def item(carry, xs):
+            spent, n_train, r_state, stop = carry
+            pos, item_key = xs
+            i = index[pos]
+            k_decide, k_update = jax.random.split(item_key)
+            ctx = _named(
+                StepContext, item=i, x=data.x[i], price_usd=cost[:, i], cost_usd=cost[:, i],
+                available=jnp.ones((n_arms,), bool), remaining_usd=budget_usd - spent,
+                items_left=jnp.int32(config.capacity) - n_train,
+            )
+            decision = router.decide(r_state, ctx, k_decide)
+            label_arm = decision.label_arm
+            pay = decision.pay | ((arms == label_arm) & (label_arm >= 0))
+            wants = fresh[pos] & ~stop & (label_arm >= 0)
+            fits = spent + jnp.sum(jnp.where(pay, reserve[:, i], 0.0)) <= budget_usd
+            stop = stop | (fresh[pos] & decision.stop) | (wants & ~fits)
+            take = wants & fits & ~stop
+            paid = pay & take
+            spend = jnp.sum(jnp.where(paid, cost[:, i], 0.0))
+            verdict = (answers[:, pos] == gold[pos]).astype(jnp.float32)
+            feedback = _named(
+                Feedback, item=i, x=ctx.x, price_usd=cost[:, i], cost_usd=jnp.where(paid, cost[:, i], 0.0),
+                available=ctx.available, paid=paid, verdict=verdict, observed=paid, spend_usd=spend,
+                remaining_usd=ctx.remaining_usd, items_left=ctx.items_left, active=take,
+            )
+            updated = router.update(r_state, feedback, k_update)
+            r_state = jax.tree_util.tree_map(lambda new, old: jnp.where(take, new, old), updated, r_state)
+            arm = jnp.where(take, label_arm, -1).astype(jnp.int32)
+            label = answers[jnp.clip(label_arm, 0, n_arms - 1), pos]
+            return (spent + spend, n_train + take.astype(jnp.int32), r_state, stop), (take, arm, label, spend)
+
+        positions = jnp.arange(index.shape[0])
+        (_, _, router_state, exhausted), (accepted, arm, labels, spend) = jax.lax.scan(
+            item, (state.spent_usd, state.n_train, router_state, jnp.asarray(stopped)),
+            (positions, jax.random.split(route_key, index.shape[0])),
+        )
+        weight = annotator.label_weight[jnp.clip(arm, 0, n_arms - 1)]
+        state = record_annotations(state, index, labels, accepted, spend, weight)
+        return state, router_state, labels, accepted, exhausted, arm
+
+    def route_key(round_index) -> Array:
+        return jax.random.fold_in(jax.random.fold_in(keys.annotate, ROUTE_STREAM), round_index)
+
+    def purchase(state, router_state, index, stopped, round_index):
+        if routed:
+            return buy_routed(state, router_state, index, stopped, route_key(round_index))
+        return buy(state, index, stopped)
+
+    router_state = config.router.init(_router_setup(config, cost, budget_usd, n_features)) if routed else ()
     state = empty_label_state(n_items, config.capacity)
     initial = initial_indices(keys.init, n_items, config.n_initial)
-    state, _, initial_accepted, exhausted = buy(state, initial, jnp.bool_(False))
+    state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(
+        state, router_state, initial, jnp.bool_(False), 0
+    )
     params = train(config.learner, init_params(config.learner, n_features), data.x, state)
-    policy_state = config.policy.init(round_context(data.x, state, params, cost, 0))
+    policy_state = config.policy.init(round_context(data.x, state, params, policy_cost, 0))
 
-    def measure(state: LabelState, params: SoftmaxParams, exhausted: Array):
-        return (
+    def validation(params: SoftmaxParams) -> Array:
+        if data.x_val is None:
+            return jnp.float32(jnp.nan)
+        return validation_accuracy(params, data.x_val, data.y_val)
+
+    def measure(state: LabelState, params: SoftmaxParams, exhausted: Array, previous: Array, has_previous,
+                uncertainty: Array):
+        prediction, kappa, change, confidence = stop_set_signals(params, x_stop, previous, has_previous)
+        values = (
             n_labeled(state),
             state.n_train,
             state.spent_usd,
             accuracy(params, data.x_test, data.y_test),
             exhausted,
+            validation(params),
+            kappa,
+            change,
+            confidence,
+            jnp.asarray(uncertainty, jnp.float32),
         )
+        return values, prediction
 
     def one_round(carry, round_index):
-        state, params, policy_state, exhausted = carry
-        ctx = round_context(data.x, state, params, cost, round_index)
+        state, params, policy_state, router_state, exhausted, previous = carry
+        ctx = round_context(data.x, state, params, policy_cost, round_index)
         index, policy_state = config.policy.select(
             policy_state, ctx, query_key(keys, round_index), config.batch_size
         )
-        state, labels, accepted, exhausted = buy(state, index, exhausted)
+        uncertainty = batch_uncertainty_of(params, data.x[index])
+        state, router_state, labels, accepted, exhausted, arm = purchase(
+            state, router_state, index, exhausted, round_index
+        )
         policy_state = config.policy.update(policy_state, ctx, index, labels, accepted)
         params = train(config.learner, params, data.x, state)
-        return (state, params, policy_state, exhausted), (measure(state, params, exhausted), index, accepted, labels)
+        values, prediction = measure(state, params, exhausted, previous, jnp.bool_(True), uncertainty)
+        carry = (state, params, policy_state, router_state, exhausted, prediction)
+        return carry, (values, index, accepted, labels, arm)
 
-    first = measure(state, params, exhausted)
+    no_predictions = jnp.zeros(stop_index.shape, jnp.int32)
+    first, prediction = measure(state, params, exhausted, no_predictions, jnp.bool_(False), jnp.nan)
     rounds = jnp.arange(1, config.n_rounds + 1, dtype=jnp.int32)
-    (state, params, _, _), (per_round, q_index, q_accepted, q_label) = jax.lax.scan(
-        one_round, (state, params, policy_state, exhausted), rounds
+    (state, params, *_), (per_round, q_index, q_accepted, q_label, q_arm) = jax.lax.scan(
+        one_round, (state, params, policy_state, router_state, exhausted, prediction), rounds
     )
-    n_lab, n_q, spent, acc, exh = (
+    (n_lab, n_q, spent, acc, exh, val, kappa, change, confidence, uncertainty) = (
         jnp.concatenate([jnp.asarray(a)[None], b]) for a, b in zip(first, per_round)
     )
     return EpisodeTrace(
@@ -153,6 +324,28 @@ def simulate(
         query_accepted=q_accepted,
         query_label=q_label,
         final_params=params,
+        validation_accuracy=val,
+        stop_kappa=kappa,
+        stop_change_rate=change,
+        stop_confidence=confidence,
+        batch_uncertainty=uncertainty,
+        initial_arm=initial_arm,
+        query_arm=q_arm,
+    )
+
+
+def episode_history(trace: EpisodeTrace) -> StopHistory:
+    """The stopping rules' view of a trace (works with leading seed/setting axes too)."""
+    return StopHistory(
+        n_labeled=trace.n_labeled,
+        n_queried=trace.n_queried,
+        spent_usd=trace.spent_usd,
+        exhausted=trace.exhausted,
+        validation_accuracy=trace.validation_accuracy,
+        kappa=trace.stop_kappa,
+        change_rate=trace.stop_change_rate,
+        mean_confidence=trace.stop_confidence,
+        batch_uncertainty=trace.batch_uncertainty,
     )
 
 
@@ -169,3 +362,76 @@ def simulate_seeds(
 
 
 simulate_seeds = jax.jit(simulate_seeds, static_argnums=0)
+
+
+@partial(jax.jit, static_argnums=(0, 5))
+def simulate_many(
+    config: EpisodeConfig,
+    data: EpisodeData,
+    annotator: SimulatedAnnotator,
+    budget_usd: Array | float,
+    seeds: Array,
+    vmap_width: int = 1,
+) -> EpisodeTrace:
+    """:func:`simulate` for every integer seed in one compiled call; leading axis = seed.
+
+    Seeds are mapped with ``lax.map`` in vmapped groups of ``vmap_width``
+    (module docstring: 1 is fastest on CPU and gives :func:`simulate`'s
+    numbers seed by seed; wider groups batch the matrix products, whose
+    different rounding can flip a choice between near-tied items). Memory
+    holds one group's working set plus the traces.
+    """
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+    return jax.lax.map(lambda k: simulate(config, data, annotator, budget_usd, k), keys,
+                       batch_size=None if vmap_width <= 1 else int(vmap_width))
+
+
+@partial(jax.jit, static_argnums=(0, 5))
+def simulate_grid(
+    config: EpisodeConfig,
+    data: EpisodeData,
+    annotators: SimulatedAnnotator,
+    budgets_usd: Array,
+    seeds: Array,
+    vmap_width: int = 1,
+) -> EpisodeTrace:
+    """Every (annotator setting, seed) pair: leading axes ``(A, S)``.
+
+    ``annotators`` holds ``A`` settings stacked on a leading axis (prices,
+    noise: :func:`stack_annotators` of settings with equal shapes; with a
+    router, each setting is itself a stack of ``K`` arms, so leaves are
+    ``(A, K, ...)``); ``budgets_usd`` is ``(A,)``. One ``lax.map`` over all
+    ``A * S`` pairs in vmapped groups of ``vmap_width``.
+    """
+    budgets_usd = jnp.asarray(budgets_usd, jnp.float32)
+    n_settings = budgets_usd.shape[0]
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+    n_seeds = keys.shape[0]
+    setting = jnp.repeat(jnp.arange(n_settings), n_seeds)
+    pair_keys = jnp.tile(keys, (n_settings, 1))
+
+    def one(args):
+        a, k = args
+        ann = jax.tree_util.tree_map(lambda leaf: leaf[a], annotators)
+        return simulate(config, data, ann, budgets_usd[a], k)
+
+    flat = jax.lax.map(one, (setting, pair_keys), batch_size=None if vmap_width <= 1 else int(vmap_width))
+    return jax.tree_util.tree_map(lambda leaf: leaf.reshape((n_settings, n_seeds) + leaf.shape[1:]), flat)
+
+
+def repriced_spend(trace: EpisodeTrace, data: EpisodeData, annotator: SimulatedAnnotator, routed: bool) -> Array:
+    """``spent_usd`` per round had every bought item been paid at ``annotator``'s prices.
+
+    Valid when the purchases do not depend on prices (a budget that never
+    binds and a router that ignores prices), so that one simulation serves a
+    whole grid of price settings. Works on one trace (no leading axes).
+    """
+    cost, _ = arm_costs(annotator, data, routed)
+    cost = cost if routed else cost[None, :]
+
+    def paid(index, arm):
+        return jnp.sum(jnp.where(arm >= 0, cost[jnp.clip(arm, 0), index], 0.0), axis=-1)
+
+    first = paid(trace.initial_index, trace.initial_arm)
+    per_round = jax.vmap(paid)(trace.query_index, trace.query_arm)
+    return jnp.cumsum(jnp.concatenate([first[None], per_round]))

@@ -391,3 +391,18 @@ def test_badge_runs_inside_simulate():
 @pytest.mark.parametrize("name", ["coreset", "bald", "information_density"])
 def test_policy_runs_inside_simulate(name):
     _simulate(make_policy(name))
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_vmap_over_pools_equals_each_pool_alone(name):
+    rng = np.random.default_rng(11)
+    contexts = []
+    for _ in range(2):
+        x, probs = _random_pool(rng)
+        contexts.append(_context(x, probs, rng.random(N) < 0.3, w=rng.normal(size=(D, C))))
+    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *contexts)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    select = _jitted_select(name, 5)
+    batched = np.asarray(jax.vmap(select)(stacked, keys))
+    for k in range(2):
+        np.testing.assert_array_equal(batched[k], np.asarray(select(contexts[k], keys[k])))

@@ -50,8 +50,10 @@ import jax
 import jax.numpy as jnp
 
 from alband.errors import AlbandError
+from alband.policies.bald import bald_scores, check_bald_options
 from alband.policies.base import QueryPolicy, RoundContext, _stateless_init, _stateless_update, score_policy
 from alband.policies.coreset import fill_invalid
+from alband.policies.density import check_density_options, information_density_scores, uncertainty
 from alband.policies.registry import register_policy
 
 Array = jax.Array
@@ -69,9 +71,6 @@ def utility_function(base: str, **options: Any) -> Utility:
     ``options`` go to the score (``bald``: ``n_samples``, ``prior_c``,
     ``hessian``; ``information_density``: ``beta``, ``measure``).
     """
-    from alband.policies.bald import bald_scores, check_bald_options
-    from alband.policies.density import check_density_options, information_density_scores, uncertainty
-
     if base in ("entropy", "least_confidence", "margin", "random") and options:
         raise AlbandError(f"utility '{base}' takes no options, got {sorted(options)}")
     if base in ("entropy", "least_confidence", "margin"):

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from alband.errors import AlbandError
-from alband.policies.base import QueryPolicy, RoundContext, score_policy
+from alband.policies.base import QueryPolicy, score_policy
 from alband.policies.registry import register_policy
 from alband.policies.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 

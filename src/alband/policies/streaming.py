@@ -44,7 +44,10 @@ from alband.errors import AlbandError
 
 Array = jax.Array
 
-DEFAULT_CHUNK_ROWS = 65_536
+# Rows per chunk: (2048, 384) float32 is 3 MB, a block that stays in cache between its
+# slice copy and the product. Measured on 2 cores at N = 1e6, d = 384: 2048-row chunks
+# scored as fast as one whole-pool pass; 8192 to 65536-row chunks took 2.5-3x longer.
+DEFAULT_CHUNK_ROWS = 2048
 
 
 class TopB(NamedTuple):

@@ -1,0 +1,306 @@
+"""Benchmark of acquisition: scoring a pool against the memory-read roof, and diverse batches.
+
+Pool: ``n`` rows of ``N(0, I_d)``, float32, seeded; a 10-class softmax model
+``p = softmax(x W + b)`` with ``W ~ N(0, 4/d)``, so predictions are neither
+uniform nor one-hot.
+
+* ``score_topk_seconds``: entropy of every item and ``lax.top_k`` of the
+  ``batch`` largest, one jitted call; ``margin_topk_seconds`` the same with the
+  margin (max, mask, max: faster than ``top_k(P, 2)``); ``streamed_*`` the
+  entropy scored in chunks of ``chunk_rows`` rows with a running top-B
+  (:func:`alband.policies.streaming.streamed_top_b`).
+* ``read_roof_seconds``: one jitted ``X @ v`` pass over the same device array in
+  the same run -- the time to read the pool once, which no scorer can beat;
+  ``ratio = score_topk_seconds / read_roof_seconds``.
+* At ``diversity_n`` items (the first rows of the same pool, default 10,000) with
+  1% of them labelled: the time for one batch by BADGE, coreset (k-center
+  greedy, including the distances to the labelled items), the rounded
+  G-optimal design (``g_design``; also on the top 64 principal directions,
+  ``g_design_pca64``) and GO. The target is 0.2 s per batch of 100.
+* Peers, when the optional ``bench`` extra is installed (modAL,
+  scikit-activeml): modAL's and scikit-activeml's margin query on the same pool
+  and scikit-activeml's BADGE on the same ``diversity_n`` items, with a
+  scikit-learn ``LogisticRegression`` carrying the same ``W`` and ``b``, no refit
+  (``fit_clf=False``). Absent packages give ``None`` timings and ratios and a
+  reason in ``peers_skipped``.
+
+Every timing is the median of ``repeats`` calls (default 5) *after* a warm-up
+call (compilation, and first touch of freshly allocated memory, which is about
+half as fast as reused buffers); the warm-up time is reported as
+``*_first_seconds``. Machine information (cores, load average, versions) comes
+with the numbers: on a shared machine they vary with the load.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from importlib import metadata
+from typing import Any, Callable
+
+import numpy as np
+
+from alband.errors import AlbandError
+
+TARGET_BATCH_SECONDS = 0.2
+
+
+def _check_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise AlbandError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
+    """Median wall time of ``fn`` over ``repeats`` calls after one warm-up call."""
+    import jax
+
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times), "all": times, "first": first}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def acquisition_machine_info() -> dict[str, Any]:
+    """Cores, platform, load average and the versions of JAX and of the peer libraries."""
+    from alband.benchmarks.design import machine_info
+
+    info = machine_info()
+    info.update(
+        {
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "scikit-learn": _version("scikit-learn"),
+            "modAL-python": _version("modAL-python"),
+            "scikit-activeml": _version("scikit-activeml"),
+        }
+    )
+    return info
+
+
+def acquisition_pool(n: int, d: int, n_classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The benchmark pool ``X`` (n, d) and model ``W`` (d, C), ``b`` (C,), float32."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    W = (rng.standard_normal((d, n_classes)) * (2.0 / np.sqrt(d))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(n_classes)).astype(np.float32)
+    return X, W, b
+
+
+def bench_acquisition(
+    n: int,
+    d: int = 384,
+    *,
+    repeats: int = 5,
+    batch: int = 100,
+    seed: int = 0,
+    diversity_n: int = 10_000,
+    n_classes: int = 10,
+    with_peers: bool = True,
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    """Time pool scoring against the read roof, diverse batches, and the peers (module docstring).
+
+    ``chunk_rows`` defaults to :data:`alband.policies.streaming.DEFAULT_CHUNK_ROWS`.
+    Returns a JSON-able dict; timings in seconds (medians), ``None`` where a
+    measurement was skipped (its reason in ``peers_skipped``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from alband.models.softmax_regression import SoftmaxParams
+    from alband.policies import RoundContext, make_policy
+    from alband.policies.streaming import DEFAULT_CHUNK_ROWS, streamed_top_b_device
+    from alband.policies.uncertainty import entropy_scores, margin_scores
+
+    n = _check_int(n, "n")
+    d = _check_int(d, "d")
+    repeats = _check_int(repeats, "repeats")
+    batch = _check_int(batch, "batch")
+    diversity_n = _check_int(diversity_n, "diversity_n")
+    n_classes = _check_int(n_classes, "n_classes", 2)
+    chunk_rows = DEFAULT_CHUNK_ROWS if chunk_rows is None else _check_int(chunk_rows, "chunk_rows")
+    if batch > n:
+        raise AlbandError(f"batch ({batch}) must not exceed the pool size n ({n})")
+
+    X_host, W_host, b_host = acquisition_pool(n, d, n_classes, seed)
+    X = jax.device_put(X_host)
+    W, b = jnp.asarray(W_host), jnp.asarray(b_host)
+    v = jnp.ones((d,), jnp.float32)
+
+    @jax.jit
+    def entropy_topk(X, W, b):
+        return jax.lax.top_k(entropy_scores(jax.nn.softmax(X @ W + b, axis=-1)), batch)
+
+    @jax.jit
+    def margin_topk(X, W, b):
+        return jax.lax.top_k(margin_scores(jax.nn.softmax(X @ W + b, axis=-1)), batch)
+
+    @jax.jit
+    def read_once(X, v):
+        return X @ v
+
+    def chunk_entropy(rows):
+        return entropy_scores(jax.nn.softmax(rows @ W + b, axis=-1))
+
+    read = _timed(lambda: read_once(X, v), repeats)
+    score = _timed(lambda: entropy_topk(X, W, b), repeats)
+    margin = _timed(lambda: margin_topk(X, W, b), repeats)
+    streamed = _timed(lambda: streamed_top_b_device(chunk_entropy, X, batch, chunk_rows), repeats)
+
+    out: dict[str, Any] = {
+        "n": n,
+        "d": d,
+        "n_classes": n_classes,
+        "batch": batch,
+        "repeats": repeats,
+        "seed": seed,
+        "score_topk_seconds": score["seconds"],
+        "score_topk_seconds_all": score["all"],
+        "score_topk_first_seconds": score["first"],
+        "read_roof_seconds": read["seconds"],
+        "read_roof_seconds_all": read["all"],
+        "read_roof_first_seconds": read["first"],
+        "ratio": score["seconds"] / read["seconds"] if read["seconds"] > 0 else None,
+        "read_gb_per_second": X_host.nbytes / read["seconds"] / 1e9 if read["seconds"] > 0 else None,
+        "margin_topk_seconds": margin["seconds"],
+        "streamed_score_topk_seconds": streamed["seconds"],
+        "streamed_chunk_rows": chunk_rows,
+    }
+
+    # Diverse batches on the first diversity_n rows, 1% of them labelled.
+    m = min(diversity_n, n)
+    rng = np.random.default_rng(seed + 1)
+    n_labelled = max(1, m // 100)
+    queried = np.zeros(m, bool)
+    queried[rng.choice(m, n_labelled, replace=False)] = True
+    x_div = X[:m]
+    ctx = RoundContext(
+        x=x_div,
+        queried=jnp.asarray(queried),
+        probs=jax.nn.softmax(x_div @ W + b, axis=-1),
+        params=SoftmaxParams(W, b),
+        cost_usd=jnp.full((m,), 1e-4, jnp.float32),
+        round=jnp.int32(1),
+    )
+    div_batch = min(batch, m)
+    key = jax.random.PRNGKey(seed)
+    out.update({"diversity_n": m, "diversity_labelled": n_labelled, "diversity_batch": div_batch,
+                "target_batch_seconds": TARGET_BATCH_SECONDS})
+    for label, name, options in (
+        ("badge", "badge", {}),
+        ("coreset", "coreset", {}),
+        ("g_design", "g_design", {}),
+        ("g_design_pca64", "g_design", {"n_components": 64}),
+        ("go", "go", {}),
+    ):
+        if label == "g_design_pca64" and d <= 64:
+            out[f"{label}_seconds"] = None
+            continue
+        policy = make_policy(name, **options)
+        select = jax.jit(lambda ctx, key, policy=policy: policy.select(policy.init(ctx), ctx, key, div_batch)[0])
+        timing = _timed(lambda select=select: select(ctx, key), repeats)
+        out[f"{label}_seconds"] = timing["seconds"]
+        out[f"{label}_first_seconds"] = timing["first"]
+
+    out.update(_peers(X_host, W_host, b_host, queried, m, batch, div_batch, repeats, seed, out, with_peers))
+    out["machine"] = acquisition_machine_info()
+    return out
+
+
+def _sklearn_model(W: np.ndarray, b: np.ndarray, seed: int):
+    """A fitted scikit-learn LogisticRegression whose coefficients are ``W``, ``b`` (same model as ours)."""
+    from sklearn.linear_model import LogisticRegression
+
+    d, c = W.shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4 * c, d))
+    y = np.arange(4 * c) % c
+    clf = LogisticRegression(max_iter=50).fit(x, y)
+    clf.coef_ = W.T.astype(np.float64)
+    clf.intercept_ = b.astype(np.float64)
+    return clf
+
+
+def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peers) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "modal_margin_seconds": None,
+        "skactiveml_margin_seconds": None,
+        "skactiveml_badge_seconds": None,
+        "modal_margin_ratio": None,
+        "skactiveml_margin_ratio": None,
+        "skactiveml_badge_ratio": None,
+        "peers_skipped": {},
+    }
+    skipped = result["peers_skipped"]
+    if not with_peers:
+        skipped["all"] = "with_peers=False"
+        return result
+
+    try:
+        from modAL.uncertainty import margin_sampling
+    except ImportError as err:
+        skipped["modAL"] = f"not installed ({err}); install the 'bench' extra"
+    else:
+        try:
+            clf = _sklearn_model(W, b, seed)
+            timing = _timed(lambda: np.asarray(_first(margin_sampling(clf, X, n_instances=batch))), repeats)
+            result["modal_margin_seconds"] = timing["seconds"]
+            result["modal_margin_ratio"] = timing["seconds"] / ours["margin_topk_seconds"]
+        except Exception as err:  # a peer's failure must not hide our numbers
+            skipped["modAL"] = f"failed: {type(err).__name__}: {err}"
+
+    try:
+        from skactiveml.classifier import SklearnClassifier
+        from skactiveml.pool import Badge, UncertaintySampling
+    except ImportError as err:
+        skipped["scikit-activeml"] = f"not installed ({err}); install the 'bench' extra"
+        return result
+    try:
+        from sklearn.linear_model import LogisticRegression
+
+        n, d = X.shape
+        c = W.shape[1]
+        rng = np.random.default_rng(seed + 2)
+
+        def wrapped(x_pool: np.ndarray, labelled: np.ndarray):
+            y = np.full(x_pool.shape[0], np.nan)
+            y[labelled] = np.arange(labelled.size) % c
+            clf = SklearnClassifier(LogisticRegression(max_iter=50), classes=np.arange(c), random_state=seed)
+            clf.fit(x_pool[labelled], y[labelled])
+            clf.estimator_.coef_ = W.T.astype(np.float64)
+            clf.estimator_.intercept_ = b.astype(np.float64)
+            return clf, y
+
+        labelled = rng.choice(n, max(4 * c, n // 100), replace=False)
+        clf, y = wrapped(X, labelled)
+        margin_qs = UncertaintySampling(method="margin_sampling", random_state=seed)
+        timing = _timed(lambda: margin_qs.query(X, y, clf, fit_clf=False, batch_size=batch), repeats)
+        result["skactiveml_margin_seconds"] = timing["seconds"]
+        result["skactiveml_margin_ratio"] = timing["seconds"] / ours["margin_topk_seconds"]
+
+        clf_div, y_div = wrapped(X[:m], np.flatnonzero(queried))
+        badge_qs = Badge(random_state=seed)
+        timing = _timed(lambda: badge_qs.query(X[:m], y_div, clf_div, fit_clf=False, batch_size=div_batch), repeats)
+        result["skactiveml_badge_seconds"] = timing["seconds"]
+        result["skactiveml_badge_ratio"] = timing["seconds"] / ours["badge_seconds"]
+    except Exception as err:  # a peer's failure must not hide our numbers
+        skipped["scikit-activeml"] = f"failed: {type(err).__name__}: {err}"
+    return result
+
+
+def _first(result: Any) -> Any:
+    """modAL query strategies return indices, or (indices, instances) in older versions."""
+    return result[0] if isinstance(result, tuple) else result

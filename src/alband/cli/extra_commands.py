@@ -39,6 +39,28 @@ def _bench_design(argv: list[str]) -> int:
     return 0
 
 
+def _bench_acquisition(argv: list[str]) -> int:
+    from alband.benchmarks.acquisition import bench_acquisition
+    from alband.benchmarks.bandits import bench_linucb_widths
+
+    p = _RaisingParser(prog="alband bench acquisition",
+                       description="Pool scoring vs the read roof; LinUCB widths (rank-1 vs full); "
+                                   "BADGE, coreset and G-design batches; peers when the bench extra is installed.")
+    p.add_argument("--n", type=int, action="append", help="pool size (repeatable; default 100000 1000000)")
+    p.add_argument("--d", type=int, default=384, help="embedding dimension (default 384)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs; medians are reported")
+    p.add_argument("--batch", type=int, default=100, help="batch size of the diversity policies")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    sizes = args.n or [100_000, 1_000_000]
+    if any(n < args.batch for n in sizes) or args.d < 1 or args.repeats < 1:
+        raise AlbandError("bench acquisition: need --n >= --batch, --d >= 1, --repeats >= 1")
+    results = [bench_acquisition(n, args.d, repeats=args.repeats, batch=args.batch) for n in sizes]
+    widths = [bench_linucb_widths(n, args.d, repeats=args.repeats) for n in sizes]
+    _emit({"benchmark": "acquisition", "results": results, "linucb_widths": widths}, args.json)
+    return 0
+
+
 def _emit(payload: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(payload, indent=2, default=float))
@@ -53,7 +75,7 @@ def _route_replay(argv: list[str]) -> int:
     return replay_main(argv)
 
 
-_BENCHES = {"design": _bench_design}
+_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design}
 
 
 def register(sub) -> None:

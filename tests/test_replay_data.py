@@ -94,11 +94,12 @@ def test_features_tfidf_and_embeddings(tmp_path):
     x, how = item_features(texts, tasks, dim=4)
     assert x.shape == (40, 4 + 2 + 1) and x.dtype == np.float32
     assert "TF-IDF" in how and "2 tasks" in how
-    np.testing.assert_allclose(x[:, -1], 1.0)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+    assert (x[:, -1] > 0).all()
     emb = np.random.default_rng(0).normal(size=(40, 10))
     x2, how2 = item_features(texts, tasks, emb, dim=3)
     assert x2.shape == (40, 3 + 2 + 1) and "PCA to 3" in how2
-    np.testing.assert_allclose(np.linalg.norm(x2[:, :3], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(x2[:, :3], axis=1), np.sqrt(1 / 3), rtol=1e-5)
 
 
 def test_embeddings_are_aligned_by_id(tmp_path):

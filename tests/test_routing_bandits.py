@@ -93,13 +93,14 @@ def test_cascade_accepts_the_cheap_stage_where_it_is_reliable():
                                                   audit=AuditConfig(rate=0.2, share=0.5)))
     budget = n * 0.08  # enough to escalate every group-B item to the human
     trace = replay_batch(router, stream, orders, jnp.asarray([budget], jnp.float32), keys, auditor=2)
-    label = np.asarray(trace.label_arm)[:, 0, n // 2:]
-    items = np.asarray(trace.item)[:, 0, n // 2:]
+    late = slice(3 * n // 4, None)
+    label = np.asarray(trace.label_arm)[:, 0, late]
+    items = np.asarray(trace.item)[:, 0, late]
     group_a = np.asarray(stream.features)[items, 0] > 0.5
     accept_a = (label[group_a] == 0).mean()
     accept_b = (label[~group_a] == 0).mean()
-    assert accept_a > 0.8 and accept_b < 0.2, (accept_a, accept_b)
-    assert np.asarray(trace.label_correct)[:, 0, n // 2:].mean() > 0.9
+    assert accept_a > 0.75 and accept_b < 0.1, (accept_a, accept_b)
+    assert np.asarray(trace.label_correct)[:, 0, late].mean() > 0.9
 
 
 def test_acceptance_threshold_matches_brute_force():
@@ -150,3 +151,13 @@ def test_ledger_tracks_float64_sums_without_drift():
     budget = np.float32(exact * 1.5)
     left = float(spendable(led, budget))
     assert left <= float(budget) - exact
+
+
+@pytest.mark.parametrize("a,b", [(1.0, 1.0), (1.0, 60.0), (4.0, 400.0), (40.0, 7.0), (900.0, 2100.0)])
+def test_loop_free_beta_sampler_matches_scipy(a, b):
+    from scipy import stats
+
+    from alband.routing.sampling import beta_ge1
+
+    draws = np.asarray(beta_ge1(jax.random.key(0), jnp.full((20000,), a), jnp.full((20000,), b)), np.float64)
+    assert stats.kstest(draws, stats.beta(a, b).cdf).pvalue > 1e-3

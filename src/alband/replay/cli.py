@@ -4,7 +4,7 @@ Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
 
     replay --data WIDE.csv --items ITEMS.csv --budget USD [--seeds N] [--json]
            [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
-           [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S]
+           [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
            [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
            [--apgr-points M] [--frontier-points F] [--keep-contaminated]
 
@@ -41,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auditor", help="arm taken as truth for audits (default: human if present, else strongest)")
     p.add_argument("--audit-rate", type=float, default=0.1)
     p.add_argument("--audit-share", type=float, default=0.2)
-    p.add_argument("--cascade-target", type=float, default=0.95)
+    p.add_argument("--cascade-target", type=float, default=None,
+                   help="accuracy required of answers the cascade accepts (default: 0.95 x the strongest "
+                        "model's accuracy with a human auditor, 0.95 agreement with a model auditor)")
+    p.add_argument("--panel-share", type=float, default=0.1,
+                   help="arms quoted at most this share of the auditor's price join each audit (default 0.1)")
     p.add_argument("--feature-dim", type=int, default=32)
     p.add_argument("--apgr-points", type=int, default=11,
                    help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
-    p.add_argument("--frontier-points", type=int, default=12,
-                   help="extra log-spaced budgets for the frontier and the cost to 95%% (default 12)")
+    p.add_argument("--frontier-points", type=int, default=10,
+                   help="extra log-spaced budgets for the frontier and the cost to 95%% (default 10)")
     p.add_argument("--routers", help="comma-separated subset of: random,cascade,contextual-ts,bts,ucb-bv,oracle")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
@@ -62,7 +66,9 @@ def _validate(args) -> None:
         raise AlbandError(f"route replay: --audit-rate must be in [0, 1], got {args.audit_rate}")
     if not (0 <= args.audit_share <= 1):
         raise AlbandError(f"route replay: --audit-share must be in [0, 1], got {args.audit_share}")
-    if not (0 < args.cascade_target <= 1):
+    if not (0 <= args.panel_share <= 1):
+        raise AlbandError(f"route replay: --panel-share must be in [0, 1], got {args.panel_share}")
+    if args.cascade_target is not None and not (0 < args.cascade_target <= 1):
         raise AlbandError(f"route replay: --cascade-target must be in (0, 1], got {args.cascade_target}")
     if args.feature_dim < 1:
         raise AlbandError(f"route replay: --feature-dim must be >= 1, got {args.feature_dim}")
@@ -86,7 +92,8 @@ def run_from_args(args) -> dict:
     features, how = item_features(matrix.texts, matrix.tasks, emb, dim=args.feature_dim)
     routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
     settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
-                              audit_share=args.audit_share, cascade_target=args.cascade_target,
+                              audit_share=args.audit_share, panel_share=args.panel_share,
+                              cascade_target=args.cascade_target,
                               apgr_points=args.apgr_points, frontier_points=args.frontier_points,
                               routers=routers)
     result = run_replay(matrix, features, args.budget, settings, feature_description=how)

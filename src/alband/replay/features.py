@@ -8,9 +8,10 @@
   reduced by truncated SVD to ``dim`` components (latent semantic analysis;
   scikit-learn, imported lazily).
 
-``z`` rows are scaled to unit L2 norm. The task one-hot (when items carry a
-``task``) lets a linear correctness model learn per-task accuracies, and the
-constant 1 its intercept. Features are computed once from the item text or
+``z`` rows are scaled to unit L2 norm, then the whole row ``x`` is (so the
+routers' prior on ``x' theta`` has the same scale for every item). The task
+one-hot (when items carry a ``task``) lets a linear correctness model learn
+per-task accuracies, and the constant its intercept. Features are computed once from the item text or
 embeddings only: no label, answer or outcome enters them.
 """
 
@@ -70,4 +71,5 @@ def item_features(texts: list[str], tasks: list[str], embeddings: np.ndarray | N
         parts.append(onehot)
         how += f" + one-hot of {len(names)} tasks"
     parts.append(np.ones((len(texts), 1)))
-    return np.concatenate(parts, 1).astype(np.float32), how + " + intercept"
+    x = _unit_rows(np.concatenate(parts, 1))
+    return x.astype(np.float32), how + " + intercept, rows scaled to unit norm"

@@ -180,6 +180,7 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
             "features": result.feature_description,
             "auditor": m.arms[result.auditor],
         },
+        "settings": result.settings,
         "budget_usd": float(result.budgets[result.user_budget_index]),
         "strongest": model(result.strongest),
         "weak": model(result.cheapest),

@@ -36,9 +36,10 @@ class ReplaySettings:
     auditor: str | None = None  # None: the human if present, else the strongest model
     audit_rate: float = 0.1
     audit_share: float = 0.2
-    cascade_target: float = 0.95
+    panel_share: float = 0.1
+    cascade_target: float | None = None  # None: 0.95 x strongest accuracy (human auditor), else 0.95
     apgr_points: int = 11
-    frontier_points: int = 12
+    frontier_points: int = 10
     routers: tuple[str, ...] = LEARNED_ROUTERS
 
 
@@ -69,6 +70,7 @@ class ReplayResult:
     feature_description: str = ""
     seeds: int = 0
     seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
 
 
 def _round_up_f32(x: np.ndarray) -> np.ndarray:
@@ -165,7 +167,6 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
         cascade_router,
         contextual_ts_router,
         fixed_router,
-        oracle_router,
         random_router,
         replay_batch,
         replay_batch_with,
@@ -211,20 +212,32 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
                                   auditor=auditor)
         record(f"fixed:{arm}", trace, t0)
 
-    audit = AuditConfig(rate=settings.audit_rate, share=settings.audit_share)
+    audit = AuditConfig(rate=settings.audit_rate, share=settings.audit_share,
+                        panel_share=settings.panel_share)
     chain = [cheapest, strongest] + ([auditor] if auditor not in (cheapest, strongest) else [])
     chain = list(dict.fromkeys(chain))
+    target = settings.cascade_target
+    if target is None:  # the study's goal: 95% of the strongest model's quality
+        target = 0.95 * float(matrix.accuracy()[strongest]) if matrix.arms[auditor] == HUMAN else 0.95
+    result.settings = {
+        "auditor": matrix.arms[auditor], "audit_rate": settings.audit_rate,
+        "audit_share": settings.audit_share, "panel_share": settings.panel_share,
+        "cascade_chain": [matrix.arms[k] for k in chain], "cascade_target": target,
+    }
     factories = {
         "random": lambda: random_router(),
-        "oracle": lambda: oracle_router(stream.correct, stream.cost_usd),
-        "cascade": lambda: cascade_router(chain, CascadeConfig(target=settings.cascade_target, audit=audit)),
+        "cascade": lambda: cascade_router(chain, CascadeConfig(target=target, audit=audit)),
         "contextual-ts": lambda: contextual_ts_router(ContextualTSConfig(audit=audit)),
         "bts": lambda: bts_router(audit),
         "ucb-bv": lambda: ucb_bv_router(audit),
     }
     for name in settings.routers:
         t0 = time.perf_counter()
-        trace = replay_batch(factories[name](), stream, orders_j, budgets32, keys, auditor=auditor)
+        if name == "oracle":
+            trace = replay_batch_with(_oracle_from, (stream.correct, stream.cost_usd), stream, orders_j,
+                                      budgets32, keys, auditor=auditor)
+        else:
+            trace = replay_batch(factories[name](), stream, orders_j, budgets32, keys, auditor=auditor)
         record(name, trace, t0)
 
     fixed = [result.runs[f"fixed:{a}"] for a in matrix.arms]
@@ -233,6 +246,13 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     result.runs["best-fixed"] = _best_fixed(fixed, matrix, n)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+def _oracle_from(matrices):
+    """The oracle for traced (correct, cost) matrices: no constant folding of a hindsight sort."""
+    from alband.routing import oracle_router
+
+    return oracle_router(*matrices)
 
 
 def _renamed(runs: RouterRuns, name: str) -> RouterRuns:

@@ -19,8 +19,10 @@ transform it is a triple of pure functions over pytrees::
   the answer, which correlates with its correctness); only the evaluation
   oracle reads them, through its own closure.
 * :class:`Decision` names the arms to pay (``pay``), the arm whose answer becomes
-  the label (``label_arm``, -1 for none), whether to audit, and whether to stop
-  the stream (the router's annotators are available but none is affordable).
+  the label (``label_arm``, -1 for none), the extra arms paid for an audit
+  (``audit_pay``: the auditor and a panel of cheap arms, all False for no
+  audit), and whether to stop the stream (the router's annotators are
+  available but none is affordable).
 * :class:`Feedback` is what the payment revealed: the arms actually paid (the
   audit included), what each charged, and the auditor's verdict on each paid
   arm's answer where it was observed.
@@ -81,9 +83,9 @@ class StepContext(NamedTuple):
 
 
 class Decision(NamedTuple):
-    pay: Array  # (K,) bool arms to pay (audit excluded)
+    pay: Array  # (K,) bool arms to pay for the label (audit excluded)
     label_arm: Array  # () int32 arm whose answer is the label, -1 for none
-    audit: Array  # () bool also pay the auditor on this item
+    audit_pay: Array  # (K,) bool extra arms paid to audit this item (none: no audit)
     stop: Array  # () bool end the stream (nothing the router uses is affordable)
 
 
@@ -114,6 +116,11 @@ class Router(NamedTuple):
 def stateless_update(state: RouterState, feedback: Feedback, key: Array) -> RouterState:
     """``update`` of routers that do not learn."""
     return state
+
+
+def no_audit(n_arms: int) -> Array:
+    """``audit_pay`` of a decision without an audit."""
+    return jnp.zeros((n_arms,), bool)
 
 
 def one_hot_pay(arm: Array, n_arms: int) -> Array:

@@ -4,16 +4,20 @@
   the item is skipped (no label); once the arm is available but no longer
   affordable, the stream stops.
 * :func:`random_router` pays an arm drawn uniformly among the available ones
-  that keep the coverage reserve (:mod:`alband.routing.pacing`),
+  that keep the coverage reserve and the even pace (:mod:`alband.routing.pacing`),
   falling back to the cheapest affordable arm: the "random with CIs" baseline
   that every router comparison should report (LLMRouterBench's caution).
 * :func:`oracle_router` pays, per item, the cheapest arm whose answer is right
   in hindsight, and nothing when no arm is right: it never buys a wrong label,
-  so it is the lower cost envelope at full accuracy. Evaluation only: it reads
-  the correctness matrix, which no other router sees.
+  so it is the lower cost envelope at full accuracy; under a budget it buys the
+  items whose cheapest right label is cheapest first (the most right labels the
+  budget can buy). Evaluation only: it reads the correctness matrix and the
+  realised costs, which no other router sees.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +29,11 @@ from alband.routing.base import (
     RouterSetup,
     StepContext,
     cheapest,
+    no_audit,
     one_hot_pay,
     stateless_update,
 )
-from alband.routing.pacing import init_floor, reserved_choices, update_floor
+from alband.routing.pacing import FloorState, init_floor, on_pace, reserved_choices, update_floor
 
 Array = jax.Array
 
@@ -48,46 +53,79 @@ def fixed_router(arm, name: str | None = None) -> Router:
         return Decision(
             pay=one_hot_pay(jnp.where(pays, k, -1), n_arms),
             label_arm=jnp.where(pays, k, -1).astype(jnp.int32),
-            audit=jnp.bool_(False),
+            audit_pay=no_audit(n_arms),
             stop=avail & ~affordable,
         )
 
     return Router(name or "fixed", init, decide, stateless_update)
 
 
-def random_router(name: str = "random") -> Router:
-    def init(setup: RouterSetup):
-        return init_floor()
+class _RandomState(NamedTuple):
+    floor: FloorState
+    budget_usd: Array
+    n_items: Array
 
-    def decide(state, ctx: StepContext, key: Array) -> Decision:
+
+def random_router(name: str = "random") -> Router:
+    def init(setup: RouterSetup) -> _RandomState:
+        return _RandomState(init_floor(), jnp.asarray(setup.budget_usd, jnp.float32),
+                            jnp.asarray(setup.n_items, jnp.int32))
+
+    def decide(state: _RandomState, ctx: StepContext, key: Array) -> Decision:
         n_arms = ctx.price_usd.shape[0]
-        affordable, keeps = reserved_choices(state, ctx)
+        affordable, keeps = reserved_choices(state.floor, ctx)
+        keeps = keeps & on_pace(state.budget_usd, state.n_items, ctx.remaining_usd, ctx.items_left,
+                                ctx.price_usd)
         u = jax.random.uniform(key, (n_arms,))
         drawn = jnp.where(jnp.any(keeps), jnp.argmax(jnp.where(keeps, u, -1.0)), -1)
         arm = jnp.where(drawn >= 0, drawn, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
-        return Decision(one_hot_pay(arm, n_arms), arm, jnp.bool_(False),
+        return Decision(one_hot_pay(arm, n_arms), arm, no_audit(n_arms),
                         stop=~jnp.any(affordable) & jnp.any(ctx.available))
 
-    def update(state, fb: Feedback, key: Array):
-        return update_floor(state, fb)
+    def update(state: _RandomState, fb: Feedback, key: Array) -> _RandomState:
+        return state._replace(floor=update_floor(state.floor, fb))
 
     return Router(name, init, decide, update)
 
 
+def hindsight_plan(correct: Array, cost_usd: Array, budget_usd: Array) -> Array:
+    """(n,) bool: the items whose cheapest right label the budget-optimal oracle buys.
+
+    Buying, for every item, its cheapest right annotator in increasing order of
+    that price maximises the number of right labels a budget can buy (unit
+    values: the greedy knapsack is optimal up to the last item). The plan is
+    the longest prefix of that order that fits in the budget; ties are broken
+    by pool index. ``correct`` is 0 where an arm is unavailable.
+    """
+    right = correct > 0.5
+    c_star = jnp.min(jnp.where(right, cost_usd, jnp.inf), axis=1)
+    order = jnp.argsort(c_star, stable=True)
+    ordered = c_star[order]
+    total = jnp.cumsum(jnp.where(jnp.isfinite(ordered), ordered, 0.0))
+    fits = jnp.isfinite(ordered) & (total <= budget_usd)
+    return jnp.zeros(c_star.shape, bool).at[order].set(fits)
+
+
 def oracle_router(correct: Array, cost_usd: Array, name: str = "oracle") -> Router:
-    """Cheapest arm right in hindsight; ``correct`` and realised ``cost_usd`` are (n, K) in pool order."""
+    """Cheapest right arm in hindsight, for the items the budget-optimal plan buys.
+
+    ``correct`` and realised ``cost_usd`` are (n, K) in pool order. The oracle
+    buys item ``i``'s cheapest right label iff ``i`` is in the
+    :func:`hindsight_plan` for the budget, i.e. it spends the budget on the most
+    right labels it can buy, and never on a wrong one.
+    """
     correct = jnp.asarray(correct)
     cost_usd = jnp.asarray(cost_usd)
 
     def init(setup: RouterSetup):
-        return ()
+        return hindsight_plan(correct, cost_usd, setup.budget_usd)
 
-    def decide(state, ctx: StepContext, key: Array) -> Decision:
+    def decide(plan, ctx: StepContext, key: Array) -> Decision:
         n_arms = ctx.price_usd.shape[0]
         cost = cost_usd[ctx.item]
-        right = ctx.available & (correct[ctx.item] > 0.5)
-        affordable_right = right & (cost <= ctx.remaining_usd)
-        arm = cheapest(cost, affordable_right)
-        return Decision(one_hot_pay(arm, n_arms), arm, jnp.bool_(False), stop=jnp.bool_(False))
+        right = ctx.available & (correct[ctx.item] > 0.5) & (cost <= ctx.remaining_usd)
+        arm = cheapest(cost, right)
+        arm = jnp.where((arm >= 0) & plan[ctx.item], arm, -1).astype(jnp.int32)
+        return Decision(one_hot_pay(arm, n_arms), arm, no_audit(n_arms), stop=jnp.bool_(False))
 
     return Router(name, init, decide, stateless_update)

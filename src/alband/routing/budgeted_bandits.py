@@ -13,6 +13,7 @@ probabilities; pick ``argmax_k r~_k / c~_k`` with ``r~_k ~ Beta(a_k, b_k)``,
 Bernoulli trial (observe ``z ~ Bernoulli(c / cost_max)``, then update the Beta
 with ``z``), the paper's extension to general distributions. The cost
 posterior is updated on every payment, the reward posterior on every audit.
+Beta draws use the loop-free sampler of :mod:`alband.routing.sampling`.
 
 UCB-BV (Ding, Qin, Zhang and Liu 2013, "Multi-armed bandit with budget
 constraint and variable costs"): pick ``argmax_k D_k`` with::
@@ -36,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from alband.routing.audit import AuditConfig, draw_audit
+from alband.routing.sampling import beta_ge1
 from alband.routing.base import (
     Decision,
     Feedback,
@@ -68,9 +70,9 @@ def bts_router(audit_config: AuditConfig = AuditConfig(), name: str = "bts") -> 
     def decide(state: BTSState, ctx: StepContext, key: Array) -> Decision:
         K = ctx.price_usd.shape[0]
         k_r, k_c, k_audit = jax.random.split(key, 3)
-        r = jax.random.beta(k_r, state.reward_a, state.reward_b)
+        r = beta_ge1(k_r, state.reward_a, state.reward_b)
         r = jnp.where(jnp.arange(K) == state.auditor, 1.0, r)
-        c = jax.random.beta(k_c, state.cost_a, state.cost_b)
+        c = beta_ge1(k_c, state.cost_a, state.cost_b)
         ratio = r / jnp.maximum(c, 1e-12)
         affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
         arm = masked_argmax(ratio, affordable)

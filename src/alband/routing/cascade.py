@@ -22,9 +22,10 @@ audit.
 Feedback comes for free whenever the cascade escalates to the auditor (the
 last stage: its answer is truth for every earlier stage paid on the item), and
 from random audits (:mod:`alband.routing.audit`), which correct the selection
-bias of escalations. Escalation past the first stage keeps the coverage
-reserve (:mod:`alband.routing.pacing`), so a small budget still labels the
-whole stream with the first stage.
+bias of escalations. Escalation past the first stage must keep the coverage
+reserve and the even pace (:mod:`alband.routing.pacing`), so a small budget
+still labels the whole stream with the first stage and spreads its
+escalations over the stream instead of spending them on the first items.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from alband.routing.audit import AuditConfig, draw_audit
+from alband.routing.audit import AuditConfig, audit_cost, draw_audit
 from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext
 from alband.routing.pacing import (
     FloorState,
     coverage_reserve_ok,
     floor_estimate_with,
     init_floor,
+    on_pace,
     update_floor_with,
 )
 from alband.routing.posterior import (
@@ -68,6 +70,8 @@ class CascadeState(NamedTuple):
     counts: Array  # (K, n_bins) audited answers, per confidence bin
     floor: FloorState
     auditor: Array  # () int32
+    budget_usd: Array  # ()
+    n_items: Array  # () int32
 
 
 def acceptance_threshold(hits: Array, counts: Array, target: float, min_count: int) -> Array:
@@ -96,6 +100,7 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
     chain_arr = jnp.asarray(chain, jnp.int32)
     scored = chain[:-1]  # the last stage is always accepted: nothing to escalate to
     scored_arr = jnp.asarray(scored, jnp.int32)
+    audit_config = config.audit._replace(panel_share=0.0)  # only the chain's arms are learned
 
     def first_stage_price(cost_usd: Array, available: Array) -> tuple[Array, Array]:
         """Price of the first available stage of the chain (the least the cascade pays)."""
@@ -111,6 +116,8 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
             counts=jnp.zeros((K, config.n_bins), jnp.float32),
             floor=init_floor(),
             auditor=jnp.int32(setup.auditor),
+            budget_usd=jnp.asarray(setup.budget_usd, jnp.float32),
+            n_items=jnp.asarray(setup.n_items, jnp.int32),
         )
 
     def confidences(state: CascadeState, x: Array) -> Array:
@@ -137,7 +144,8 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
             affordable = spent + c <= ctx.remaining_usd
             first = label < 0
             reserve = coverage_reserve_ok(ctx.remaining_usd, spent + c, ctx.items_left, floor)
-            take = ctx.available[k] & ~settled & affordable & (first | reserve)
+            paced = on_pace(state.budget_usd, state.n_items, ctx.remaining_usd, ctx.items_left, spent + c)
+            take = ctx.available[k] & ~settled & affordable & (first | (reserve & paced))
             pay = pay.at[k].set(pay[k] | take)
             spent = spent + jnp.where(take, c, 0.0)
             label = jnp.where(take, jnp.int32(k), label)
@@ -145,10 +153,10 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
             settled = settled | (take & accepted)
         chain_available = jnp.any(ctx.available[chain_arr])
         stop = (label < 0) & chain_available
-        aud_cost = ctx.price_usd[jnp.clip(state.auditor, 0, K - 1)]
-        audit_fits = coverage_reserve_ok(ctx.remaining_usd, spent + aud_cost, ctx.items_left, floor)
-        audit = draw_audit(ctx, state.auditor, pay, label, config.audit, key, audit_fits)
-        return Decision(pay, label, audit, stop)
+        extra = spent + audit_cost(ctx, state.auditor, pay, audit_config, key)
+        audit_fits = coverage_reserve_ok(ctx.remaining_usd, extra, ctx.items_left, floor)
+        audit_pay = draw_audit(ctx, state.auditor, pay, label, audit_config, key, audit_fits)
+        return Decision(pay, label, audit_pay, stop)
 
     def update(state: CascadeState, fb: Feedback, key: Array) -> CascadeState:
         conf = confidences(state, fb.x)  # the confidences the decision used
@@ -161,7 +169,7 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
             hits = hits.at[k, b].add(w * fb.verdict[k])
             counts = counts.at[k, b].add(w)
         floor = update_floor_with(state.floor, *first_stage_price(fb.price_usd, fb.available))
-        return CascadeState(post, hits, counts, floor, state.auditor)
+        return state._replace(posterior=post, hits=hits, counts=counts, floor=floor)
 
     return Router(name, init, decide, update)
 

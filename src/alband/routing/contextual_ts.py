@@ -15,9 +15,10 @@ step of :mod:`alband.routing.pacing` (Agrawal and Devanur 2014), so spending
 above the pace raises it and the budget is spent evenly over the stream.
 
 Learning. A fraction of items is audited (:mod:`alband.routing.audit`): the
-auditor is also paid, its answer becomes the label, and the chosen arm's
-posterior gets the verdict (1 if its answer agrees with the auditor's). Only
-audited items teach the model (bandit feedback: one arm's outcome per audit).
+auditor is also paid (unless chosen), its answer becomes the label, and a
+small panel of cheap arms is paid along; every paid arm's posterior gets its
+verdict (1 if its answer agrees with the auditor's) by a rank-1 update. Only
+audited items teach the model.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from alband.routing.audit import AuditConfig, draw_audit
+from alband.routing.audit import AuditConfig, audit_cost, draw_audit
 from alband.routing.base import (
     Decision,
     Feedback,
@@ -97,18 +98,24 @@ def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
         best = masked_argmax(score, keeps)
         arm = jnp.where(best >= 0, best, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
         pay = one_hot_pay(arm, K)
-        aud_cost = ctx.price_usd[jnp.clip(state.auditor, 0, K - 1)]
-        audit_fits = coverage_reserve_ok(ctx.remaining_usd, ctx.price_usd[jnp.maximum(arm, 0)] + aud_cost,
-                                         ctx.items_left, floor_estimate(state.floor, ctx))
-        audit = draw_audit(ctx, state.auditor, pay, arm, config.audit, k_audit, audit_fits)
-        return Decision(pay, arm, audit, stop=~jnp.any(affordable) & jnp.any(ctx.available))
+        total = ctx.price_usd[jnp.maximum(arm, 0)] + audit_cost(ctx, state.auditor, pay, config.audit,
+                                                                k_audit)
+        audit_fits = coverage_reserve_ok(ctx.remaining_usd, total, ctx.items_left,
+                                         floor_estimate(state.floor, ctx))
+        audit_pay = draw_audit(ctx, state.auditor, pay, arm, config.audit, k_audit, audit_fits)
+        return Decision(pay, arm, audit_pay, stop=~jnp.any(affordable) & jnp.any(ctx.available))
 
     def update(state: ContextualTSState, fb: Feedback, key: Array) -> ContextualTSState:
         K = fb.paid.shape[0]
         learnable = fb.observed & (jnp.arange(K) != state.auditor)
-        arm = masked_argmax(jnp.zeros((K,), jnp.float32), learnable)
-        post = observe(state.posterior, arm, fb.x, fb.verdict[jnp.maximum(arm, 0)],
-                       jnp.where(arm >= 0, 1.0, 0.0), config.posterior)
+        # at most the chosen arm and the audit panel are observed: update those slots only
+        slots = min(K, 1 + max(int(config.audit.panel_size), 0))
+        arms = jax.lax.top_k(learnable.astype(jnp.float32), slots)[1]
+        post = state.posterior
+        for j in range(slots):
+            arm = arms[j]
+            post = observe(post, arm, fb.x, fb.verdict[arm], learnable[arm].astype(jnp.float32),
+                           config.posterior)
         return ContextualTSState(post, update_dual(state.dual, fb), update_floor(state.floor, fb),
                                  state.auditor)
 

@@ -15,6 +15,14 @@ heavy-tailed floor (an arm missing on a few items) does not drain the budget
 before the end of the stream. Without a reserve a router front-loads its
 spending and leaves the end of the stream unlabeled.
 
+Pace gate. A router without a price on dollars (the cascade, random) spends
+beyond its floor only while it is on pace::
+
+    spent + cost <= B * (t + 1) / N + burst,     burst = 2% of B
+
+(``t`` items already processed out of ``N``), so a small budget is spread
+over the stream instead of being spent on its first items.
+
 Dual price (bandits with knapsacks). The contextual router maximises
 ``reward - lambda * cost / c_scale`` and updates the Lagrange multiplier of the
 budget constraint by projected online gradient descent on the dual, as in the
@@ -108,6 +116,19 @@ def reserved_choices(state: FloorState, ctx: StepContext) -> tuple[Array, Array]
     keeps = affordable & coverage_reserve_ok(ctx.remaining_usd, ctx.price_usd, ctx.items_left,
                                              floor_estimate(state, ctx))
     return affordable, keeps
+
+
+PACE_BURST = 0.02
+
+
+def on_pace(budget_usd: Array, n_items: Array, remaining_usd: Array, items_left: Array,
+            cost_usd: Array) -> Array:
+    """True where spending ``cost_usd`` more on this item keeps the even pace (module docstring)."""
+    budget = jnp.asarray(budget_usd, jnp.float32)
+    spent = budget - remaining_usd
+    done = (n_items - items_left + 1).astype(jnp.float32)
+    allowance = budget * done / jnp.maximum(n_items, 1).astype(jnp.float32) + PACE_BURST * budget
+    return spent + cost_usd <= allowance
 
 
 class DualPrice(NamedTuple):

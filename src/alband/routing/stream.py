@@ -10,8 +10,8 @@ At step ``t`` with item ``i = order[t]`` the engine
 2. enforces the rules whatever the router asked, with the *realised* costs
    (the budget guard of a live run reserves an upper bound before each call;
    the replay knows the exact amount): unavailable arms are never paid; if the
-   requested arms do not fit in the budget nothing is paid; the audit is
-   dropped when the auditor is unavailable, already paid or does not fit; the
+   requested arms do not fit in the budget nothing is paid; the audit's extra
+   arms are paid only if they fit too and the auditor is paid with them; the
    label must come from a paid arm;
 3. stops the stream for good when no available arm is affordable, or when the
    router says its own annotators are out of reach (``Decision.stop``);
@@ -47,7 +47,7 @@ class Trace(NamedTuple):
     label_correct: Array  # bool the label is right (vs gold)
     spend_usd: Array  # float32 dollars paid on the item
     paid: Array  # (K,) bool arms paid (audit included)
-    audited: Array  # bool the auditor was paid as an audit
+    audited: Array  # bool an audit was paid on the item (auditor and/or panel)
     stopped: Array  # bool the stream had stopped before this item
 
 
@@ -80,9 +80,10 @@ def _enforce(decision: Decision, cost: Array, available: Array, remaining: Array
     label = jnp.where(label_ok, label, -1)
     if auditor < 0:
         return pay, label.astype(jnp.int32), jnp.bool_(False)
-    audited = (decision.audit & fits & available[auditor] & ~pay[auditor] & (label >= 0)
-               & (pay_cost + cost[auditor] <= remaining))
-    paid = pay.at[auditor].set(pay[auditor] | audited)
+    extra = decision.audit_pay & available & ~pay
+    audited = (jnp.any(extra) & fits & (label >= 0) & (pay[auditor] | extra[auditor])
+               & (pay_cost + jnp.sum(jnp.where(extra, cost, 0.0)) <= remaining))
+    paid = pay | (extra & audited)
     label = jnp.where(paid[auditor], auditor, label)
     return paid, label.astype(jnp.int32), audited
 

@@ -162,3 +162,31 @@ def test_free_feedback_mode_runs_without_auditor():
         trace = run(ROUTERS[name], stream, budgets, 0, auditor=-1)
         check_invariants(trace, stream, cost64, budgets)
         assert not np.asarray(trace.audited).any()
+
+
+def _reckless_router():
+    """Asks for every arm, an unpaid label and a full audit on every item: the engine must refuse."""
+    from alband.routing.base import Decision, Router, stateless_update
+
+    def decide(state, ctx, key):
+        K = ctx.price_usd.shape[0]
+        return Decision(pay=jnp.ones((K,), bool).at[0].set(False), label_arm=jnp.int32(0),
+                        audit_pay=jnp.ones((K,), bool), stop=jnp.bool_(False))
+
+    return Router("reckless", lambda setup: (), decide, stateless_update)
+
+
+RECKLESS = _reckless_router()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), budget_frac=st.floats(1e-4, 2.0))
+def test_engine_enforces_the_rules_whatever_the_router_asks(seed, budget_frac):
+    stream, cost64 = make_stream(seed, 0.6, 3.0)
+    budgets = np.array([budget_frac * cost64.sum(), cost64.sum() / 50, 3 * cost64.sum()], np.float32)
+    trace = run(RECKLESS, stream, budgets, seed)
+    check_invariants(trace, stream, cost64, budgets)
+    # arm 0 was never requested for payment: it may never label, and is never paid
+    assert not np.asarray(trace.paid)[..., 0].any()
+    label = np.asarray(trace.label_arm)
+    assert ((label == AUDITOR) | (label == -1)).all()  # labels come from the paid auditor only

@@ -36,7 +36,9 @@ def plot_frontier(report: dict[str, Any], path, title: str | None = None) -> Pat
         if not pts:
             continue
         xs, ys = zip(*pts)
-        style = _STYLE.get(r["name"], {})
+        style = dict(_STYLE.get(r["name"], {}))
+        if r["name"] == "best-fixed":  # a frontier of single models: no mixing between points
+            style["drawstyle"] = "steps-post"
         ax.plot(xs, ys, label=r["name"], lw=1.4, ms=3.5, **style)
     for f in report["fixed_models"]:
         if f["cost_usd"] <= 0:

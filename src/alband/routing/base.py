@@ -138,6 +138,14 @@ def masked_argmax(scores: Array, mask: Array) -> Array:
     return jnp.where(jnp.any(mask), best, jnp.int32(-1))
 
 
-def cheapest(cost_usd: Array, mask: Array) -> Array:
-    """Index of the cheapest arm where ``mask`` holds; -1 when none."""
-    return masked_argmax(-cost_usd, mask)
+def cheapest(cost_usd: Array, mask: Array, score: Array | None = None) -> Array:
+    """Index of the cheapest arm where ``mask`` holds; -1 when none.
+
+    Arms tied at the lowest price (within 1e-6 relative) are told apart by
+    ``score`` (highest wins) when given, else by the lower index.
+    """
+    if score is None:
+        return masked_argmax(-cost_usd, mask)
+    lowest = jnp.min(jnp.where(mask, cost_usd, jnp.inf))
+    tied = mask & (cost_usd <= lowest * (1.0 + 1e-6))
+    return masked_argmax(score, tied)

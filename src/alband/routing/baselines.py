@@ -78,7 +78,8 @@ def random_router(name: str = "random") -> Router:
                                 ctx.price_usd)
         u = jax.random.uniform(key, (n_arms,))
         drawn = jnp.where(jnp.any(keeps), jnp.argmax(jnp.where(keeps, u, -1.0)), -1)
-        arm = jnp.where(drawn >= 0, drawn, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
+        fallback = cheapest(ctx.price_usd, affordable, u)  # uniform among the cheapest price level
+        arm = jnp.where(drawn >= 0, drawn, fallback).astype(jnp.int32)
         return Decision(one_hot_pay(arm, n_arms), arm, no_audit(n_arms),
                         stop=~jnp.any(affordable) & jnp.any(ctx.available))
 

@@ -96,7 +96,8 @@ def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
         score = p - dual_penalty(state.dual, ctx.price_usd)
         affordable, keeps = reserved_choices(state.floor, ctx)
         best = masked_argmax(score, keeps)
-        arm = jnp.where(best >= 0, best, cheapest(ctx.price_usd, affordable)).astype(jnp.int32)
+        fallback = cheapest(ctx.price_usd, affordable, score)  # the reserve binds: cheapest price level
+        arm = jnp.where(best >= 0, best, fallback).astype(jnp.int32)
         pay = one_hot_pay(arm, K)
         total = ctx.price_usd[jnp.maximum(arm, 0)] + audit_cost(ctx, state.auditor, pay, config.audit,
                                                                 k_audit)

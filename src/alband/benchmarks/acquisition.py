@@ -205,6 +205,7 @@ def bench_acquisition(
         ("g_design", "g_design", {}),
         ("g_design_pca64", "g_design", {"n_components": 64}),
         ("go", "go", {}),
+        ("d_greedy", "d_greedy", {}),
     ):
         if label == "g_design_pca64" and d <= 64:
             out[f"{label}_seconds"] = None

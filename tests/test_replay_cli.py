@@ -91,6 +91,10 @@ def test_replay_main_end_to_end_on_synthetic_csvs(tmp_path, capsys):
     assert routers["oracle"]["accuracy"] == 1.0
     assert routers["oracle"]["cost_usd"] <= min(r["cost_usd"] for r in routers.values()
                                                 if r["stream_accuracy"] >= routers["oracle"]["stream_accuracy"])
+    assert set(routers["contextual-ts"]["by_task"]) == {"t1", "t2"} == set(report["task_accuracy"])
+    for entry in routers["contextual-ts"]["by_task"].values():
+        assert sum(entry["label_share"].values()) <= 1 + 1e-9
+    assert report["task_accuracy"]["t1"]["human"] == 1.0
     lo, hi = routers["contextual-ts"]["accuracy_ci95"]
     assert lo <= routers["contextual-ts"]["accuracy"] <= hi
 

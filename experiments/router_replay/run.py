@@ -87,6 +87,22 @@ def table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def task_table(report: dict, routers=("random", "cascade", "contextual-ts", "oracle")) -> str:
+    """Per task: each router's accuracy vs a random mix with the same per-arm label shares."""
+    acc = report["task_accuracy"]
+    rows = ["| router | task | items | stream accuracy | same-shares random mix | labels by the strongest |",
+            "|---|---|---|---|---|---|"]
+    strong = report["strongest"]["name"]
+    for r in report["routers"]:
+        if r["name"] not in routers or "by_task" not in r:
+            continue
+        for task, e in r["by_task"].items():
+            mix = sum(share * acc[task].get(arm, 0.0) for arm, share in e["label_share"].items())
+            rows.append(f"| {r['name']} | {task} | {e['n_items']} | {fmt(e['stream_accuracy'])} | {mix:.3f} "
+                        f"| {e['label_share'].get(strong, 0.0):.2f} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     from alband.replay.cli import replay_main
 
@@ -117,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout = saved
         report = json.loads((out / f"{name}.json").read_text())
         print(f"   done in {time.perf_counter() - t0:.0f} s", flush=True)
-        sections.append(f"### {name}\n\nCommand: `{command}`\n\n{table(report)}\n\n![frontier]({name}.png)\n")
+        per_task = task_table(report) if len(report["task_accuracy"]) <= 4 else ""
+        sections.append(f"### {name}\n\nCommand: `{command}`\n\n{table(report)}\n\n"
+                        + (f"Per task at the reported budget:\n\n{per_task}\n\n" if per_task else "")
+                        + f"![frontier]({name}.png)\n")
     (out / "summary.md").write_text("\n".join(sections))
     print(f"wrote {out / 'summary.md'}")
     return 0

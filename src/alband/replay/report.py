@@ -9,6 +9,8 @@ Definitions (also written into the report under ``definitions``):
   unlabeled when the budget ran out counts as wrong). PGR, APGR, the curves
   and the cost to 95% use it, so a router cannot look good by labeling less.
 * ``cost_usd``: dollars spent (audits included), mean over seeds.
+* ``by_task`` (when items carry several tasks): at the requested budget, per
+  task, the stream accuracy and the share of items labeled by each arm.
 * ``calls_share[arm]``: payments to the arm / labeled items (RouteLLM's
   "share of strong-model calls"; a cascade or an audit pays several arms for
   one item, so shares can sum above 1).
@@ -50,6 +52,8 @@ DEFINITIONS = {
     "cost_to_95pct_strongest": "mean dollars spent at the smallest budget of the sweep whose mean stream "
                                "accuracy >= 0.95 x the strongest model's accuracy; null if never reached",
     "cost_cut_vs_strongest": "1 - cost_to_95pct_strongest / full-stream cost of the strongest model",
+    "by_task": "at the requested budget, per task: stream accuracy and share of items labeled by each arm",
+    "task_accuracy": "per task, each arm's accuracy over the task's items where it is available",
     "best-fixed": "per budget, the single annotator (human included) with the best stream accuracy, chosen in hindsight",
     "oracle": "per item, the cheapest annotator right in hindsight (nothing when none is right)",
 }
@@ -138,6 +142,19 @@ def router_entry(runs: RouterRuns, result: ReplayResult) -> dict[str, Any]:
     }
     if runs.arm_per_budget:
         entry["arm_at_budget"] = runs.arm_per_budget[u]
+    if runs.task_labels is not None:
+        names = sorted(set(m.tasks))
+        if len(names) > 1:
+            entry["by_task"] = {}
+            for j, task in enumerate(names):
+                counts = runs.task_labels[:, j, :].mean(0)  # (K + 1,), last = unlabeled
+                n_task = float(counts.sum())
+                entry["by_task"][task or "-"] = {
+                    "n_items": int(round(n_task)),
+                    "stream_accuracy": _num(runs.task_correct[:, j].mean() / max(n_task, 1.0)),
+                    "label_share": {arm: _num(counts[k] / n_task) for k, arm in enumerate(m.arms)
+                                    if counts[k] > 0},
+                }
     return entry
 
 
@@ -172,6 +189,14 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         return {"name": m.arms[k], "accuracy": _num(acc[k]), "cost_usd": float(full[k])}
 
     routers = [router_entry(result.runs[name], result) for name in REPORT_ORDER if name in result.runs]
+    tasks = np.array(m.tasks, dtype=object)
+    task_accuracy = {}
+    for task in sorted(set(m.tasks)):
+        sel = tasks == task
+        av = m.available[sel]
+        right = np.where(av, m.correct[sel], 0.0).sum(0)
+        task_accuracy[task or "-"] = {arm: float(right[k] / av[:, k].sum())
+                                      for k, arm in enumerate(m.arms) if av[:, k].any()}
     return {
         "data": {
             **m.source,
@@ -191,6 +216,7 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
              "human": m.arms[k] == HUMAN}
             for k in range(m.n_arms)
         ],
+        "task_accuracy": task_accuracy,
         "grid": {
             "budgets_usd": [float(b) for b in result.budgets],
             "apgr_budgets_usd": [float(result.budgets[j]) for j in result.apgr_indices],

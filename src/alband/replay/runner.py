@@ -55,6 +55,8 @@ class RouterRuns:
     audits: np.ndarray  # (S, B) int
     arm_per_budget: list[str] | None = None  # best-fixed only: the arm chosen at each budget
     seconds: float = 0.0
+    task_labels: np.ndarray | None = None  # (S, T, K + 1) labels per task and arm at the user budget
+    task_correct: np.ndarray | None = None  # (S, T) right labels per task at the user budget
 
 
 @dataclass
@@ -123,8 +125,14 @@ def budget_grid(matrix: OutcomeMatrix, user_budget: float, strongest: int, cheap
     return budgets, where(user_budget), [where(b) for b in apgr if b > 0]
 
 
+def _task_ids(matrix: OutcomeMatrix) -> tuple[np.ndarray, list[str]]:
+    names = sorted(set(matrix.tasks))
+    index = {t: j for j, t in enumerate(names)}
+    return np.array([index[t] for t in matrix.tasks], dtype=np.int64), names
+
+
 def _summarise(name, trace, matrix: OutcomeMatrix, orders: np.ndarray, budgets: np.ndarray,
-               seconds: float) -> RouterRuns:
+               seconds: float, user_idx: int) -> RouterRuns:
     label = np.asarray(trace.label_arm)
     correct = np.asarray(trace.label_correct)
     paid = np.asarray(trace.paid)
@@ -141,6 +149,15 @@ def _summarise(name, trace, matrix: OutcomeMatrix, orders: np.ndarray, budgets: 
     unavailable_paid = paid & ~matrix.available[orders][:, None, :, :]
     if unavailable_paid.any():
         raise RuntimeError(f"router {name} paid an unavailable annotator")
+    task_of, task_names = _task_ids(matrix)
+    T = len(task_names)
+    task_labels = np.zeros((S, T, K + 1), np.int64)
+    task_correct = np.zeros((S, T), np.int64)
+    for s in range(S):
+        t_items = task_of[orders[s]]
+        lab = np.where(label[s, user_idx] >= 0, label[s, user_idx], K)
+        np.add.at(task_labels[s], (t_items, lab), 1)
+        np.add.at(task_correct[s], t_items, correct[s, user_idx].astype(np.int64))
     return RouterRuns(
         name=name,
         n_labeled=(label >= 0).sum(-1),
@@ -149,6 +166,8 @@ def _summarise(name, trace, matrix: OutcomeMatrix, orders: np.ndarray, budgets: 
         calls=paid.sum(2),
         audits=audited.sum(-1),
         seconds=seconds,
+        task_labels=task_labels,
+        task_correct=task_correct,
     )
 
 
@@ -200,7 +219,7 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
 
     def record(name, trace, t0):
         jax.block_until_ready(trace)
-        runs = _summarise(name, trace, matrix, orders, budgets, time.perf_counter() - t0)
+        runs = _summarise(name, trace, matrix, orders, budgets, time.perf_counter() - t0, user_idx)
         result.runs[name] = runs
         if progress:
             progress(f"{name}: {runs.seconds:.1f} s")
@@ -243,7 +262,7 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     fixed = [result.runs[f"fixed:{a}"] for a in matrix.arms]
     result.runs["always-cheapest"] = _renamed(result.runs[f"fixed:{matrix.arms[cheapest]}"], "always-cheapest")
     result.runs["always-strongest"] = _renamed(result.runs[f"fixed:{matrix.arms[strongest]}"], "always-strongest")
-    result.runs["best-fixed"] = _best_fixed(fixed, matrix, n)
+    result.runs["best-fixed"] = _best_fixed(fixed, matrix, n, user_idx)
     result.seconds = time.perf_counter() - t_start
     return result
 
@@ -256,11 +275,12 @@ def _oracle_from(matrices):
 
 
 def _renamed(runs: RouterRuns, name: str) -> RouterRuns:
-    return RouterRuns(name, runs.n_labeled, runs.n_correct, runs.spent_usd, runs.calls, runs.audits,
-                      seconds=runs.seconds)
+    from dataclasses import replace
+
+    return replace(runs, name=name)
 
 
-def _best_fixed(fixed: list[RouterRuns], matrix: OutcomeMatrix, n: int) -> RouterRuns:
+def _best_fixed(fixed: list[RouterRuns], matrix: OutcomeMatrix, n: int, user_idx: int) -> RouterRuns:
     """Per budget, the single arm with the best mean stream accuracy (hindsight choice)."""
     stream_acc = np.stack([r.n_correct.mean(0) / n for r in fixed])  # (K, B)
     best = np.argmax(stream_acc, axis=0)
@@ -274,4 +294,6 @@ def _best_fixed(fixed: list[RouterRuns], matrix: OutcomeMatrix, n: int) -> Route
         calls=np.stack([fixed[best[b]].calls[:, b] for b in range(B)], axis=1),
         audits=pick("audits"),
         arm_per_budget=[matrix.arms[k] for k in best],
+        task_labels=fixed[best[user_idx]].task_labels,
+        task_correct=fixed[best[user_idx]].task_correct,
     )

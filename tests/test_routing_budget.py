@@ -190,3 +190,21 @@ def test_engine_enforces_the_rules_whatever_the_router_asks(seed, budget_frac):
     assert not np.asarray(trace.paid)[..., 0].any()
     label = np.asarray(trace.label_arm)
     assert ((label == AUDITOR) | (label == -1)).all()  # labels come from the paid auditor only
+
+
+def test_an_item_without_any_available_arm_is_skipped_not_the_end_of_the_stream():
+    stream, cost64 = make_stream(5, 1.0, 1.0)
+    available = np.asarray(stream.available).copy()
+    available[::3] = False  # every third item has no outcome at all
+    stream = stream._replace(available=jnp.asarray(available),
+                             price_usd=stream.price_usd * available, cost_usd=stream.cost_usd * available,
+                             correct=stream.correct * available, verdict=stream.verdict * available)
+    cost64 = cost64 * available
+    budgets = np.array([cost64.sum() * 3] * 3, np.float32)
+    for name in ("fixed", "random", "contextual-ts"):
+        trace = run(ROUTERS[name], stream, budgets, 0)
+        check_invariants(trace, stream, cost64, budgets)
+        assert not np.asarray(trace.stopped).any(), name
+        labeled = np.asarray(trace.label_arm) >= 0
+        has_arm = available[np.asarray(trace.item)].any(-1)
+        assert (labeled == has_arm).all() if name != "fixed" else (labeled <= has_arm).all()

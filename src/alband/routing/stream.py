@@ -13,8 +13,9 @@ At step ``t`` with item ``i = order[t]`` the engine
    requested arms do not fit in the budget nothing is paid; the audit's extra
    arms are paid only if they fit too and the auditor is paid with them; the
    label must come from a paid arm;
-3. stops the stream for good when no available arm is affordable, or when the
-   router says its own annotators are out of reach (``Decision.stop``);
+3. stops the stream for good when the item has available arms but none is
+   affordable, or when the router says its own annotators are out of reach
+   (``Decision.stop``); an item without any available arm is skipped;
 4. labels the item with the auditor's answer when the auditor was paid,
    otherwise with ``label_arm``; the verdicts of every other paid arm are then
    observed (with ``auditor = -1``, every paid arm's correctness is observed);
@@ -111,7 +112,9 @@ def replay(router: Router, stream: Stream, order: Array, budget_usd, key: Array,
         ctx = StepContext(i, x, price, avail, remaining, items_left)
         decision = router.decide(state, ctx, k_decide)
 
-        nothing_affordable = ~jnp.any(avail & (cost <= remaining))
+        # an item with no available arm at all is skipped; the stream stops when the budget
+        # cannot pay any arm that is available
+        nothing_affordable = jnp.any(avail) & ~jnp.any(avail & (cost <= remaining))
         stop_now = stopped | nothing_affordable | decision.stop
         paid, label, audited = _enforce(decision, cost, avail, remaining, auditor)
         paid = paid & ~stop_now

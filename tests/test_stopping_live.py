@@ -37,6 +37,7 @@ RULE_CASES = [
     ("overall_uncertainty", {"threshold": 0.105}),
     ("max_uncertainty", {"threshold": 0.45}),
     ("cost_optimum", {"cost_per_error": 0.01, "n_future": 100.0, "patience": 2}),
+    ("cost_optimum_validation", {"cost_per_error": 0.01, "n_future": 100.0, "patience": 2}),
     ("cost_to_go", {"cost_per_error": 0.01, "n_future": 100.0, "window": 2}),
     ("max_labels", {"max_labels": 40}),
     ("validation_plateau", {"window": 2, "min_delta": 0.01}),

@@ -149,6 +149,15 @@ def test_cost_optimum_stops_when_the_estimated_minimum_is_behind():
         False, False, False, False, False, True, True]
 
 
+def test_cost_optimum_validation_uses_the_validation_accuracy():
+    val = [0.5, 0.7, 0.8, 0.85, 0.86, 0.865, 0.866]
+    h = _history(7, validation_accuracy=val, spent_usd=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    # Same numbers as the confidence version above: C = 50, 31, 22, 18, 18, 18.5, 19.4.
+    assert _flags("cost_optimum_validation", h, cost_per_error=1.0, n_future=100, patience=2) == [
+        False, False, False, False, False, True, True]
+    assert not any(_flags("cost_optimum_validation", _history(7), patience=1))  # no validation set
+
+
 def test_cost_to_go_compares_gain_per_label_with_price_per_label():
     # error e = 1 - conf: .5 .4 .34 .33 .32; 10 labels per round; dollars per round 1, 1, 3, 3.
     h = _history(5, mean_confidence=[0.5, 0.6, 0.66, 0.67, 0.68], n_queried=[10, 20, 30, 40, 50],
@@ -161,6 +170,10 @@ def test_cost_to_go_compares_gain_per_label_with_price_per_label():
     assert _flags("cost_to_go", h, cost_per_error=1.0, n_future=20, window=1) == [False, False, False, True, True]
     # window 2: r=2 gain (.5-.34)/20 = .008 -> value .16 > price 2/20; r=3 (.4-.33)/20*20 = .07 < (5-1)/20 = .2
     assert _flags("cost_to_go", h, cost_per_error=1.0, n_future=20, window=2) == [False, False, False, True, True]
+    # A rising error estimate (the model revising an over-confident belief) counts as change, not as no gain.
+    rising = _history(3, mean_confidence=[0.6, 0.5, 0.5], spent_usd=[0.0, 0.1, 0.2])
+    np.testing.assert_allclose(np.asarray(cost_to_go_terms(rising, 1)[0])[1], 0.01, atol=1e-6)
+    assert _flags("cost_to_go", rising, cost_per_error=1.0, n_future=20, window=1) == [False, False, True]
     # Nothing bought in the window: never fires (the budget rule applies then).
     flat = _history(3, n_queried=[10, 10, 10], spent_usd=[1.0, 1.0, 1.0])
     assert not any(_flags("cost_to_go", flat, window=1))

@@ -8,7 +8,15 @@ cost model, the hindsight-optimal round and each rule's cost regret are in
 :mod:`alband.stopping.cost`.
 """
 
-from alband.stopping.cost import CostModel, StopOutcome, evaluate_rules, hindsight_optimal_round, stop_outcome, total_cost
+from alband.stopping.cost import (
+    CostModel,
+    StopOutcome,
+    evaluate_rules,
+    hindsight_optimal_round,
+    rule_keys,
+    stop_outcome,
+    total_cost,
+)
 from alband.stopping.history import StopHistory, history_from_rows
 from alband.stopping.rules import (
     COST_RULES,
@@ -52,6 +60,7 @@ __all__ = [
     "hindsight_optimal_round",
     "history_from_rows",
     "make_rule",
+    "rule_keys",
     "rule_parameters",
     "stop_outcome",
     "stop_set_indices",

@@ -82,11 +82,19 @@ def evaluate_rules(
 ) -> dict[str, StopOutcome]:
     """Every rule's outcome on one run; cost rules use ``cost`` as their own cost model.
 
-    Pure and jittable (``rules`` closed over); vmap it over seeds and cost models.
+    Pure and jittable (``rules`` closed over); vmap it over seeds and cost models. Keys are
+    :func:`rule_keys` (note that a jitted dict comes back in sorted key order).
     """
     out = {}
-    for rule in rules:
-        key = rule.name if rule.name not in out else f"{rule.name}#{len(out)}"
+    for key, rule in zip(rule_keys(rules), rules):
         rule = with_cost_model(rule, cost.cost_per_error, cost.n_future)
         out[key] = stop_outcome(rule.flags(history), history, test_accuracy, cost)
     return out
+
+
+def rule_keys(rules: tuple[StoppingRule, ...]) -> list[str]:
+    """The keys :func:`evaluate_rules` files the rules under, in order: the name, ``name#k`` for a repeat."""
+    keys: list[str] = []
+    for k, rule in enumerate(rules):
+        keys.append(rule.name if rule.name not in keys else f"{rule.name}#{k}")
+    return keys

@@ -34,23 +34,30 @@ Rules (``r`` is the round, ``w`` a window):
   dollars per error, the labelling cost in real dollars) with the accuracy
   estimated by the model's mean confidence on the stop set; stop once the
   running minimum of the estimate has not improved for ``patience`` rounds
-  (the estimated minimum lies behind).
+  (the estimated minimum lies behind). ``cost_optimum_validation`` is the
+  same with the accuracy measured on a labelled validation set.
 * ``cost_to_go`` (new; for heterogeneous annotators): stop when the predicted
   reduction in misclassification cost from the next batch is below that
   batch's dollar cost under the current annotator mix. With the model's own
   error estimate ``e_r = 1 - mean confidence`` on the stop set, over the last
   ``w`` rounds::
 
-      gain per label  g_r = max(e_{r-w} - e_r, 0) / (q_r - q_{r-w})
+      gain per label  g_r = |e_{r-w} - e_r| / (q_r - q_{r-w})
       price per label p_r = (spent_r - spent_{r-w}) / (q_r - q_{r-w})
       stop when  g_r n m < p_r
 
   (``q`` = annotations bought). For a next batch of ``b`` labels the
   predicted saving is ``g_r b n m`` and its cost ``p_r b``: ``b`` cancels.
   Assumptions, stated plainly: (i) the model's confidence is calibrated
-  enough that the *decrease* of ``1 - mean max p`` tracks the decrease of the
-  true error (an L2-regularised softmax is under-confident with few labels,
-  so early slopes overstate the gain and the rule is conservative there);
+  enough that the *change* of ``1 - mean max p`` tracks the change of the
+  true error. It is not, in two known ways: an L2-regularised softmax is
+  under-confident and its confidence keeps rising with the number of labels
+  after the accuracy has levelled off, so late slopes overstate the gain and
+  the rule stops late; and uncertainty sampling first *lowers* the model's
+  confidence (the labels it buys expose its mistakes) while the true error
+  falls. The magnitude ``|.|`` reads such a rise as "the model is still
+  changing" rather than as a zero gain, which would stop every run in its
+  first rounds;
   (ii) the next batch helps as much per label as the last ``w`` batches did
   (diminishing returns make it optimistic, so it stops a little late);
   (iii) the recent mix of annotators (cheap LLM, strong LLM, human) and its
@@ -201,11 +208,21 @@ def estimated_total_cost(history: StopHistory, cost_per_error, n_future) -> Arra
     return error * n * m + history.spent_usd.astype(jnp.float32)
 
 
+def _past_minimum(cost: Array, patience) -> Array:
+    best = jax.lax.cummin(jnp.where(jnp.isnan(cost), jnp.inf, cost))
+    earlier, defined = _lagged(best, _window(patience))
+    return defined & ~jnp.isnan(cost) & (best >= earlier)
+
+
 def cost_optimum(history: StopHistory, params: CostOptimumParams) -> Array:
-    cost = estimated_total_cost(history, params.cost_per_error, params.n_future)
-    best = jax.lax.cummin(cost)
-    earlier, defined = _lagged(best, _window(params.patience))
-    return defined & (best >= earlier)
+    return _past_minimum(estimated_total_cost(history, params.cost_per_error, params.n_future), params.patience)
+
+
+def cost_optimum_validation(history: StopHistory, params: CostOptimumParams) -> Array:
+    error = 1.0 - history.validation_accuracy.astype(jnp.float32)
+    cost = (error * jnp.asarray(params.n_future, jnp.float32) * jnp.asarray(params.cost_per_error, jnp.float32)
+            + history.spent_usd.astype(jnp.float32))
+    return _past_minimum(cost, params.patience)
 
 
 def cost_to_go_terms(history: StopHistory, window) -> tuple[Array, Array, Array]:
@@ -219,7 +236,7 @@ def cost_to_go_terms(history: StopHistory, window) -> tuple[Array, Array, Array]
     spent_then, _ = _lagged(spent, window)
     bought = jnp.where(defined, queried - queried_then, 0.0)
     per = jnp.maximum(bought, 1.0)
-    gain = jnp.maximum(error_then - error, 0.0) / per
+    gain = jnp.abs(error_then - error) / per
     price = (spent - spent_then) / per
     return gain, price, bought
 
@@ -251,10 +268,11 @@ RULES: dict[str, RuleSpec] = {
     "max_uncertainty": RuleSpec(max_uncertainty, UncertaintyParams, unit_params=("threshold",)),
     "overall_uncertainty": RuleSpec(overall_uncertainty, UncertaintyParams, unit_params=("threshold",)),
     "cost_optimum": RuleSpec(cost_optimum, CostOptimumParams, integer_params=("patience",)),
+    "cost_optimum_validation": RuleSpec(cost_optimum_validation, CostOptimumParams, True, ("patience",)),
     "cost_to_go": RuleSpec(cost_to_go, CostToGoParams, integer_params=("window",)),
 }
 
-COST_RULES = ("cost_optimum", "cost_to_go")
+COST_RULES = ("cost_optimum", "cost_optimum_validation", "cost_to_go")
 
 
 class StoppingRule(NamedTuple):

@@ -69,13 +69,25 @@ def _emit(payload: dict, as_json: bool) -> None:
         print("  ".join(f"{k}={v}" for k, v in row.items() if not isinstance(v, dict)))
 
 
+def _bench_simulate(argv: list[str]) -> int:
+    from alband.benchmarks.simulate import bench_simulate_main
+
+    return bench_simulate_main(argv)
+
+
+def _simulate(argv: list[str]) -> int:
+    from alband.benchmarks.simulate import simulate_main
+
+    return simulate_main(argv)
+
+
 def _route_replay(argv: list[str]) -> int:
     from alband.replay.cli import replay_main
 
     return replay_main(argv)
 
 
-_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design}
+_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "simulate": _bench_simulate}
 
 
 def register(sub) -> None:
@@ -85,6 +97,11 @@ def register(sub) -> None:
     bench.add_argument("which", choices=sorted(_BENCHES), help="which benchmark")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=lambda a: _BENCHES[a.which](a.rest))
+
+    simulate = sub.add_parser("simulate", help="simulate a config over many seeds; every stopping rule's stop, "
+                              "dollars, accuracy and cost regret", add_help=False)
+    simulate.add_argument("rest", nargs=argparse.REMAINDER)
+    simulate.set_defaults(func=lambda a: _simulate(a.rest))
 
     route = sub.add_parser("route", help="annotator routing: offline replay over outcome matrices", add_help=False)
     route.add_argument("action", choices=["replay"])

@@ -127,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     from alband.errors import AlbandError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "rest"):  # only pass-through commands take options of their own
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = unknown + list(args.rest)
     try:
         return int(args.func(args) or 0)
     except (AlbandError, _UsageError) as err:

@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/alband demo --out demo-out
 
 test: $(STAMP)
-	JAX_PLATFORMS=cpu $(PY) -m pytest
+	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

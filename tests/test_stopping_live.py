@@ -131,3 +131,22 @@ def test_stopping_section_is_parsed_and_validated():
         with pytest.raises(AlbandError) as err:
             parse_config(BASE + text, source="run.toml")
         assert message.replace("float/int", "int/float") in str(err.value) or message in str(err.value), str(err.value)
+
+
+def test_validation_rows_are_held_out_of_the_test_set():
+    from alband.runner import hold_out_validation, loop_settings
+
+    task = _task()
+    config = parse_config(BASE + '[stopping]\nrule = "validation_plateau"\nvalidation_rows = 30\nwindow = 2\n',
+                          source="run.toml")
+    reduced, (x_val, y_val) = hold_out_validation(config, task)
+    assert len(y_val) == 30 and len(reduced.y_test) == len(task.y_test) - 30
+    rows = {tuple(r) for r in np.round(task.x_test, 6)}
+    assert {tuple(r) for r in np.round(x_val, 6)} | {tuple(r) for r in np.round(reduced.x_test, 6)} == rows
+    settings = loop_settings(config, reduced)
+    assert settings.stopping.name == "validation_plateau" and settings.stopping.params.window == 2.0
+    too_many = parse_config(BASE + '[stopping]\nrule = "validation_plateau"\nvalidation_rows = 80\n', source="run.toml")
+    with pytest.raises(AlbandError, match=r"run.toml: \[stopping\] validation_rows must be between 1 and 79"):
+        hold_out_validation(too_many, task)
+    plain, none = hold_out_validation(parse_config(BASE, source="run.toml"), task)
+    assert none is None and plain is task

@@ -14,7 +14,7 @@ from alband.loop import LoopSettings, live_rounds
 from alband.models import SoftmaxRegression
 from alband.policies import make_policy
 from alband.rounds import run_keys
-from alband.simulate import EpisodeConfig, EpisodeData, episode_history, simulate
+from alband.simulate import EpisodeConfig, episode_history, simulate
 from alband.stopping import make_rule, stopping_round
 from alband.store.ledger import Ledger
 from alband.task import Task

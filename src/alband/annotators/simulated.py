@@ -42,6 +42,11 @@ class SimulatedLiveAnnotator:
         # Per-item prices are computed once, vectorised, with the core's float32 arithmetic.
         self._cost = np.asarray(annotation_cost_usd(self.model, jnp.asarray(self.text_chars)), np.float64)
         self._reserve = np.asarray(reserve_usd(self.model, jnp.asarray(self.text_bytes)), np.float64)
+        # Every item's answer, drawn once in one vectorised call: the draw is keyed by the
+        # pool index, so this equals asking item by item (and the simulator's batches).
+        pool = jnp.arange(len(self.gold))
+        self._answers = np.asarray(noisy_labels(self.model, self.key, pool, jnp.asarray(self.gold)))
+        self._agreement = np.diag(np.asarray(self.model.confusion))
         tokens_in, tokens_out = token_counts(self.model, jnp.asarray(self.text_chars))
         self._tokens_in = np.asarray(tokens_in)
         self._tokens_out = np.asarray(tokens_out)
@@ -55,14 +60,13 @@ class SimulatedLiveAnnotator:
 
     def annotate(self, item: Item) -> Annotation:
         i = item.pool_index
-        label = noisy_labels(self.model, self.key, jnp.asarray([i]), jnp.asarray([self.gold[i]]))
         return Annotation(
             pool_index=i,
             item_id=item.item_id,
             annotator=self.name,
-            label=int(label[0]),
+            label=int(self._answers[i]),
             cost_usd=float(self._cost[i]),
             input_tokens=int(self._tokens_in[i]),
             output_tokens=int(self._tokens_out[i]),
-            confidence=float(self.model.confusion[self.gold[i], self.gold[i]]),
+            confidence=float(self._agreement[self.gold[i]]),
         )

@@ -241,3 +241,22 @@ def test_corrupted_ledger_is_reported_not_overwritten(tmp_path, capsys):
 def test_unknown_policy(tmp_path, capsys):
     config = _config(tmp_path, policy="clairvoyant")
     assert "unknown query policy 'clairvoyant'" in _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+
+
+def test_bench_design_prints_json_with_the_machine(capsys):
+    assert main(["bench", "design", "--n", "300", "--d", "4", "--repeats", "1", "--no-cvxpy", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    row = payload["results"][0]
+    assert row["n"] == 300 and row["d"] == 4 and row["certified"]
+    assert row["max_leverage_over_d"] <= 1.001 + 1e-6
+    assert row["machine"]["cores"] >= 1
+
+
+def test_pass_through_commands_take_their_own_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--help"])
+    assert info.value.code == 0
+    assert "stopping rule" in capsys.readouterr().out
+    assert "--n must be" in _error_line(capsys, "bench", "design", "--n", "1", "--json")
+    line = _error_line(capsys, "route", "replay", "--data", "nope.csv", "--items", "nope.csv", "--budget", "1")
+    assert "nope.csv" in line

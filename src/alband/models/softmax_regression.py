@@ -12,6 +12,11 @@ unchanged and keeps the scale independent of the number of labels) or after
 ``max_iter`` iterations. Fitting is warm-started from the previous round's
 parameters, so later rounds take a handful of iterations.
 
+With two classes the model keeps one weight vector per class, and the
+penalty on both makes it scikit-learn's binary ``LogisticRegression(C=2c)``
+(the binary weight is ``w_1 - w_0`` with ``w_0 = -w_1`` at the optimum):
+use ``c = C / 2`` to match a binary ``C``; with three or more classes ``c = C``.
+
 Everything is jittable and vmappable; the model hyper-parameters are a
 hashable :class:`SoftmaxRegression` passed as a static argument.
 """

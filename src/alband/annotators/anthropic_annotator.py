@@ -22,13 +22,13 @@ A ``stop_reason`` of ``"refusal"`` is recorded as an invalid annotation.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal, Sequence
 
 from alband.annotators.llm_common import (
     ONE_HOUR_CACHE_WRITE_MULTIPLIER,
     BilledUsage,
     LLMAnnotator,
+    ProviderAdapter,
     ProviderReply,
     nonnegative_int,
 )
@@ -74,99 +74,57 @@ def anthropic_billed_usage(usage: Any, price: Price) -> tuple[BilledUsage | None
     return BilledUsage(usage_5m, cost, uncached + written + read, output, details), None
 
 
-class AnthropicAnnotator(LLMAnnotator):
-    """Labels items with a Claude model through ``anthropic.Anthropic().messages``.
+class AnthropicMessages(ProviderAdapter):
+    """The Anthropic Messages API (``anthropic.Anthropic().messages``).
 
-    ``price`` is the model's :class:`~alband.costs.Price` (see
-    :func:`alband.annotators.pricing_table.load_price_table`). The API key is
-    read from ``api_key_env`` (default ``ANTHROPIC_API_KEY``) at the first live
-    call; ``api_key_env=None`` sends a placeholder, for local servers.
-    ``prompt_cache="5m"`` or ``"1h"`` marks the system text (labels,
-    instructions, examples) for Anthropic prompt caching. ``prompt_options``
-    (``instructions``, ``label_descriptions``, ``examples``, ``extra_body``,
-    ``per_message_overhead_tokens``, ``request_overhead_tokens``) are those of
-    :class:`alband.annotators.llm_common.LLMAnnotator`.
+    ``prompt_cache`` (``"5m"``, ``"1h"`` or ``None``) marks the system text for
+    prompt caching; ``thinking`` and ``effort`` are sent as given when set.
     """
 
-    provider = "anthropic"
+    name = "anthropic"
     default_endpoint = "https://api.anthropic.com"
     base_url_env = "ANTHROPIC_BASE_URL"
+    sdk_module = "anthropic"
+    client_class = "Anthropic"
+    create_path = ("messages",)
+    sdk_fields = _SDK_FIELDS
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        label_names: Sequence[str],
-        price: Price,
-        *,
-        base_url: str | None = None,
-        max_tokens: int = 64,
-        timeout_s: float = 30.0,
-        max_retries: int = 2,
-        cache_dir: str | os.PathLike | None = None,
-        temperature: float | None = None,
-        api_key_env: str | None = "ANTHROPIC_API_KEY",
-        prompt_cache: Literal["5m", "1h"] | None = None,
-        thinking: dict | None = None,
-        effort: str | None = None,
-        **prompt_options: Any,
-    ) -> None:
-        super().__init__(name, model, label_names, price, base_url=base_url, max_tokens=max_tokens,
-                         timeout_s=timeout_s, max_retries=max_retries, cache_dir=cache_dir,
-                         temperature=temperature, api_key_env=api_key_env, **prompt_options)
+    def __init__(self, prompt_cache: Literal["5m", "1h"] | None = None, thinking: dict | None = None,
+                 effort: str | None = None) -> None:
         if prompt_cache not in (None, "5m", "1h"):
-            raise AlbandError(f"annotator {name!r}: prompt_cache must be None, '5m' or '1h', got {prompt_cache!r}")
+            raise AlbandError(f"prompt_cache must be None, '5m' or '1h', got {prompt_cache!r}")
         self.prompt_cache = prompt_cache
         self.thinking = dict(thinking) if thinking is not None else None
         self.effort = effort
 
-    def _cache_write_multiplier_bound(self) -> float:
+    def cache_write_multiplier_bound(self, price: Price) -> float:
         if self.prompt_cache == "1h":
-            return max(self.price.cache_write_multiplier, ONE_HOUR_CACHE_WRITE_MULTIPLIER)
-        return self.price.cache_write_multiplier
+            return max(price.cache_write_multiplier, ONE_HOUR_CACHE_WRITE_MULTIPLIER)
+        return price.cache_write_multiplier
 
-    def _build_request(self, rendered: RenderedPrompt) -> dict:
+    def build_request(self, rendered: RenderedPrompt, *, model: str, max_tokens: int,
+                      temperature: float | None) -> dict:
         if self.prompt_cache is None:
             system: Any = rendered.system
         else:
             system = [{"type": "text", "text": rendered.system,
                        "cache_control": {"type": "ephemeral", "ttl": self.prompt_cache}}]
         request: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": self.max_tokens,
+            "model": model,
+            "max_tokens": max_tokens,
             "system": system,
             "messages": [dict(message) for message in rendered.messages],
         }
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
+        if temperature is not None:
+            request["temperature"] = temperature
         if self.thinking is not None:
             request["thinking"] = self.thinking
         if self.effort is not None:
             request["output_config"] = {"effort": self.effort}
-        request.update(self.extra_body)
         return request
 
-    def _sdk(self):
-        import anthropic
-
-        return anthropic
-
-    def _new_client(self, api_key: str):
-        import anthropic
-
-        return anthropic.Anthropic(api_key=api_key, base_url=self.base_url, timeout=self.timeout_s,
-                                   max_retries=self.max_retries)
-
-    def _post(self, client, request: dict) -> tuple[str, int]:
-        known = {key: value for key, value in request.items() if key in _SDK_FIELDS}
-        extra = {key: value for key, value in request.items() if key not in _SDK_FIELDS}
-        raw = client.messages.with_raw_response.create(**known, extra_body=extra or None)
-        response = raw.http_response
-        response.read()
-        return response.text, int(getattr(raw, "retries_taken", 0) or 0)
-
-    def _read_reply(self, body: dict) -> ProviderReply:
-        usage, problem = anthropic_billed_usage(body.get("usage"), self.price)
+    def read_reply(self, body: dict, price: Price) -> ProviderReply:
+        usage, problem = anthropic_billed_usage(body.get("usage"), price)
         content = body.get("content")
         texts = [block.get("text") for block in content or []
                  if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)]
@@ -185,3 +143,52 @@ class AnthropicAnnotator(LLMAnnotator):
             usage=usage,
             usage_problem=problem,
         )
+
+
+class AnthropicAnnotator(LLMAnnotator):
+    """Labels items with a Claude model through ``anthropic.Anthropic().messages``.
+
+    ``price`` is the model's :class:`~alband.costs.Price` (see
+    :func:`alband.annotators.pricing_table.load_price_table`). The API key is
+    read from ``api_key_env`` (default ``ANTHROPIC_API_KEY``) at the first live
+    call; ``api_key_env=None`` sends a placeholder, for local servers.
+    ``prompt_cache="5m"`` or ``"1h"`` marks the system text (labels,
+    instructions, examples) for Anthropic prompt caching; ``thinking`` and
+    ``effort`` are described in the module docstring. Every other keyword
+    (``base_url``, ``max_tokens``, ``timeout_s``, ``max_retries``,
+    ``cache_dir``, ``temperature``, ``instructions``, ``label_descriptions``,
+    ``examples``, ``extra_body``, ``per_message_overhead_tokens``,
+    ``request_overhead_tokens``) is that of
+    :class:`alband.annotators.llm_common.LLMAnnotator`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        label_names: Sequence[str],
+        price: Price,
+        *,
+        api_key_env: str | None = "ANTHROPIC_API_KEY",
+        prompt_cache: Literal["5m", "1h"] | None = None,
+        thinking: dict | None = None,
+        effort: str | None = None,
+        **options: Any,
+    ) -> None:
+        try:
+            api = AnthropicMessages(prompt_cache, thinking, effort)
+        except AlbandError as err:
+            raise AlbandError(f"annotator {name!r}: {err}") from None
+        super().__init__(name, model, label_names, price, api=api, api_key_env=api_key_env, **options)
+
+    @property
+    def prompt_cache(self) -> Literal["5m", "1h"] | None:
+        return self.api.prompt_cache
+
+    @property
+    def thinking(self) -> dict | None:
+        return self.api.thinking
+
+    @property
+    def effort(self) -> str | None:
+        return self.api.effort

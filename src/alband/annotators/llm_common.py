@@ -49,6 +49,8 @@ hit replays the body, costs ``$0`` and makes no HTTP request.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import logging
 import math
@@ -120,16 +122,71 @@ def nonnegative_int(value: Any) -> int | None:
     return value
 
 
-class LLMAnnotator(ABC):
-    """Base of :class:`AnthropicAnnotator` and :class:`OpenAIAnnotator` (see module docstring).
+class ProviderAdapter(ABC):
+    """One provider's wire conventions, held by an :class:`LLMAnnotator`.
 
-    Subclasses supply the request body, the SDK call and the reading of a
-    response body; everything about money, caching, parsing and errors is here.
+    It names the SDK and its client class, sends a request through the SDK's
+    raw-response ``create`` call, builds the provider's request body from a
+    rendered prompt, and reads text and billed usage from a response body.
+    Everything about money, caching, parsing and errors stays in the annotator.
     """
 
-    provider: ClassVar[str] = ""
-    default_endpoint: ClassVar[str] = ""
-    base_url_env: ClassVar[str | None] = None
+    #: Provider name (part of the cache key and of error messages).
+    name: ClassVar[str]
+    #: Endpoint used when neither ``base_url`` nor :attr:`base_url_env` is set.
+    default_endpoint: ClassVar[str]
+    #: Environment variable the SDK reads the base URL from.
+    base_url_env: ClassVar[str]
+    #: Module of the provider's SDK (imported on first use).
+    sdk_module: ClassVar[str]
+    #: Client class in :attr:`sdk_module`.
+    client_class: ClassVar[str]
+    #: Attribute path from the client to the resource whose ``create`` sends a request.
+    create_path: ClassVar[tuple[str, ...]]
+    #: Keyword arguments of that ``create``; other request fields go through ``extra_body``.
+    sdk_fields: ClassVar[frozenset[str]]
+
+    def sdk(self):
+        """The SDK module (for its client and exception classes)."""
+        return importlib.import_module(self.sdk_module)
+
+    def new_client(self, api_key: str, *, base_url: str | None, timeout_s: float, max_retries: int):
+        """A configured SDK client."""
+        client_class = getattr(self.sdk(), self.client_class)
+        return client_class(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries)
+
+    def post(self, client, request: dict) -> tuple[str, int]:
+        """Send ``request``; return the response body text and the retries the SDK took."""
+        known = {key: value for key, value in request.items() if key in self.sdk_fields}
+        extra = {key: value for key, value in request.items() if key not in self.sdk_fields}
+        resource = functools.reduce(getattr, self.create_path, client)
+        raw = resource.with_raw_response.create(**known, extra_body=extra or None)
+        response = raw.http_response
+        response.read()
+        return response.text, int(getattr(raw, "retries_taken", 0) or 0)
+
+    @abstractmethod
+    def build_request(self, rendered: RenderedPrompt, *, model: str, max_tokens: int,
+                      temperature: float | None) -> dict:
+        """The JSON request body (model, prompt, parameters) for one item, before ``extra_body``."""
+
+    @abstractmethod
+    def read_reply(self, body: dict, price: Price) -> ProviderReply:
+        """Text, billed usage and metadata of a decoded response body."""
+
+    def cache_write_multiplier_bound(self, price: Price) -> float:
+        """Largest cache-write multiplier a response can bill at ``price``."""
+        return price.cache_write_multiplier
+
+
+class LLMAnnotator:
+    """Labels items through a provider's chat API (see module docstring).
+
+    ``api`` is the :class:`ProviderAdapter` of the provider;
+    :class:`~alband.annotators.anthropic_annotator.AnthropicAnnotator` and
+    :class:`~alband.annotators.openai_annotator.OpenAIAnnotator` build it from
+    their provider options and pass every other argument here.
+    """
 
     def __init__(
         self,
@@ -138,6 +195,7 @@ class LLMAnnotator(ABC):
         label_names: Sequence[str],
         price: Price,
         *,
+        api: ProviderAdapter,
         base_url: str | None = None,
         api_key_env: str | None = None,
         max_tokens: int = 64,
@@ -167,7 +225,10 @@ class LLMAnnotator(ABC):
             raise AlbandError(f"annotator {name!r}: timeout_s must be a number of seconds > 0, got {timeout_s!r}")
         if temperature is not None and not (isinstance(temperature, (int, float)) and temperature >= 0):
             raise AlbandError(f"annotator {name!r}: temperature must be a number >= 0 or None, got {temperature!r}")
+        if not isinstance(api, ProviderAdapter):
+            raise AlbandError(f"annotator {name!r}: api must be a ProviderAdapter, got {type(api).__name__}")
         self.name = name
+        self.api = api
         self.model = model
         self.price = price
         self.base_url = base_url
@@ -192,30 +253,10 @@ class LLMAnnotator(ABC):
         self._client_instance = None
         self._secrets: tuple[str, ...] = ()
 
-    # ------------------------------------------------------------ subclass hooks
-    @abstractmethod
-    def _build_request(self, rendered: RenderedPrompt) -> dict:
-        """The JSON request body (model, prompt, parameters) for one item."""
-
-    @abstractmethod
-    def _new_client(self, api_key: str):
-        """A configured SDK client."""
-
-    @abstractmethod
-    def _post(self, client, request: dict) -> tuple[str, int]:
-        """Send ``request``; return the response body text and the retries taken."""
-
-    @abstractmethod
-    def _read_reply(self, body: dict) -> ProviderReply:
-        """Extract text, usage and metadata from a decoded response body."""
-
-    @abstractmethod
-    def _sdk(self):
-        """The SDK module (for its exception classes)."""
-
-    def _cache_write_multiplier_bound(self) -> float:
-        """Largest cache-write multiplier a response of this annotator can bill."""
-        return self.price.cache_write_multiplier
+    @property
+    def provider(self) -> str:
+        """The provider's name (``"anthropic"``, ``"openai"``)."""
+        return self.api.name
 
     # ------------------------------------------------------------------- public
     @property
@@ -227,8 +268,8 @@ class LLMAnnotator(ABC):
         """The base URL requests go to (part of the cache key)."""
         if self.base_url is not None:
             return self.base_url.rstrip("/")
-        from_env = os.environ.get(self.base_url_env) if self.base_url_env else None
-        return (from_env or self.default_endpoint).rstrip("/")
+        from_env = os.environ.get(self.api.base_url_env)
+        return (from_env or self.api.default_endpoint).rstrip("/")
 
     def with_examples(self, examples: Iterable[tuple[str, str]]) -> "LLMAnnotator":
         """A copy using these few-shot examples (sharing client and cache)."""
@@ -247,7 +288,7 @@ class LLMAnnotator(ABC):
 
     def annotate(self, item: Item) -> Annotation:
         rendered = self.prompt.render(item.text)
-        request = self._build_request(rendered)
+        request = self._request(rendered)
         bound = self._max_cost(rendered)
         started = time.perf_counter()
         key = request_key(self.provider, self.endpoint, request) if self.cache is not None else None
@@ -261,7 +302,7 @@ class LLMAnnotator(ABC):
                 log.warning("annotator %s: cache entry %s unreadable; asking the provider again", self.name, key)
         client = self._client()
         try:
-            body, retries = self._post(client, request)
+            body, retries = self.api.post(client, request)
         except Exception as err:  # noqa: BLE001 - classified below, re-raised if unknown
             return self._failure(item, err, bound, time.perf_counter() - started)
         annotation = self._annotation(item, body, bound, time.perf_counter() - started,
@@ -274,12 +315,18 @@ class LLMAnnotator(ABC):
         return annotation
 
     # ----------------------------------------------------------------- internals
+    def _request(self, rendered: RenderedPrompt) -> dict:
+        request = self.api.build_request(rendered, model=self.model, max_tokens=self.max_tokens,
+                                         temperature=self.temperature)
+        request.update(self.extra_body)
+        return request
+
     def _input_token_bound(self, rendered: RenderedPrompt) -> int:
         n_messages = len(rendered.messages) + 1  # + the system text
         return rendered.utf8_bytes() + self.per_message_overhead_tokens * n_messages + self.request_overhead_tokens
 
     def _max_cost(self, rendered: RenderedPrompt) -> float:
-        multiplier = max(1.0, self._cache_write_multiplier_bound(), self.price.cache_read_multiplier)
+        multiplier = max(1.0, self.api.cache_write_multiplier_bound(self.price), self.price.cache_read_multiplier)
         input_usd = self._input_token_bound(rendered) * self.price.input_usd_per_mtok * multiplier
         output_usd = self.max_tokens * self.price.output_usd_per_mtok
         return (input_usd + output_usd) / 1e6 + self.price.usd_per_label
@@ -298,7 +345,8 @@ class LLMAnnotator(ABC):
                 else:
                     api_key = NO_KEY_PLACEHOLDER
                 self._secrets = (api_key,) if api_key != NO_KEY_PLACEHOLDER else ()
-                self._client_instance = self._new_client(api_key)
+                self._client_instance = self.api.new_client(api_key, base_url=self.base_url,
+                                                            timeout_s=self.timeout_s, max_retries=self.max_retries)
             return self._client_instance
 
     def _where(self) -> str:
@@ -306,7 +354,7 @@ class LLMAnnotator(ABC):
 
     def _failure(self, item: Item, err: Exception, bound: float, latency_s: float) -> Annotation:
         """Raise :class:`AnnotatorError` if nothing was billed, else a paid invalid annotation."""
-        sdk = self._sdk()
+        sdk = self.api.sdk()
         detail = redact(str(err) or type(err).__name__, self._secrets)
         if isinstance(err, sdk.APIStatusError):
             status = getattr(err, "status_code", None)
@@ -350,7 +398,7 @@ class LLMAnnotator(ABC):
             body = json.loads(body_text)
             if not isinstance(body, dict):
                 raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-            reply = self._read_reply(body)
+            reply = self.api.read_reply(body, self.price)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
             if cache_hit:
                 return None

@@ -33,10 +33,15 @@ recorded as an invalid annotation.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal, Sequence
 
-from alband.annotators.llm_common import BilledUsage, LLMAnnotator, ProviderReply, nonnegative_int
+from alband.annotators.llm_common import (
+    BilledUsage,
+    LLMAnnotator,
+    ProviderAdapter,
+    ProviderReply,
+    nonnegative_int,
+)
 from alband.annotators.prompts import RenderedPrompt
 from alband.costs.prices import Price, Usage, usage_cost_usd
 from alband.errors import AlbandError
@@ -81,90 +86,52 @@ def openai_billed_usage(usage: Any, price: Price) -> tuple[BilledUsage | None, s
     return BilledUsage(normalised, usage_cost_usd(price, normalised), prompt, completion, details), None
 
 
-class OpenAIAnnotator(LLMAnnotator):
-    """Labels items through ``openai.OpenAI().chat.completions`` (OpenAI or compatible server).
+class OpenAIChatCompletions(ProviderAdapter):
+    """OpenAI Chat Completions (``openai.OpenAI().chat.completions``) or a compatible server.
 
-    The API key is read from ``api_key_env`` (default ``OPENAI_API_KEY``) at
-    the first live call; ``api_key_env=None`` sends a placeholder key.
-    ``prompt_options`` (``instructions``, ``label_descriptions``, ``examples``,
-    ``extra_body``, ``per_message_overhead_tokens``, ``request_overhead_tokens``)
-    are those of :class:`alband.annotators.llm_common.LLMAnnotator`.
+    ``json_mode``, ``logprobs``, ``max_tokens_param`` and ``reasoning_effort``
+    are described in the module docstring.
     """
 
-    provider = "openai"
+    name = "openai"
     default_endpoint = "https://api.openai.com/v1"
     base_url_env = "OPENAI_BASE_URL"
+    sdk_module = "openai"
+    client_class = "OpenAI"
+    create_path = ("chat", "completions")
+    sdk_fields = _SDK_FIELDS
 
-    def __init__(
-        self,
-        name: str,
-        model: str,
-        label_names: Sequence[str],
-        price: Price,
-        *,
-        base_url: str | None = None,
-        max_tokens: int = 64,
-        timeout_s: float = 30.0,
-        max_retries: int = 2,
-        cache_dir: str | os.PathLike | None = None,
-        temperature: float | None = None,
-        api_key_env: str | None = "OPENAI_API_KEY",
-        json_mode: bool = True,
-        logprobs: bool = False,
-        max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
-        reasoning_effort: str | None = None,
-        **prompt_options: Any,
-    ) -> None:
-        super().__init__(name, model, label_names, price, base_url=base_url, max_tokens=max_tokens,
-                         timeout_s=timeout_s, max_retries=max_retries, cache_dir=cache_dir,
-                         temperature=temperature, api_key_env=api_key_env, **prompt_options)
+    def __init__(self, json_mode: bool = True, logprobs: bool = False,
+                 max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+                 reasoning_effort: str | None = None) -> None:
         if max_tokens_param not in ("max_completion_tokens", "max_tokens"):
-            raise AlbandError(f"annotator {name!r}: max_tokens_param must be 'max_completion_tokens' or "
-                              f"'max_tokens', got {max_tokens_param!r}")
+            raise AlbandError(f"max_tokens_param must be 'max_completion_tokens' or 'max_tokens', "
+                              f"got {max_tokens_param!r}")
         self.json_mode = bool(json_mode)
         self.logprobs = bool(logprobs)
         self.max_tokens_param = max_tokens_param
         self.reasoning_effort = reasoning_effort
 
-    def _build_request(self, rendered: RenderedPrompt) -> dict:
+    def build_request(self, rendered: RenderedPrompt, *, model: str, max_tokens: int,
+                      temperature: float | None) -> dict:
         request: dict[str, Any] = {
-            "model": self.model,
+            "model": model,
             "messages": [{"role": "system", "content": rendered.system}]
             + [dict(message) for message in rendered.messages],
-            self.max_tokens_param: self.max_tokens,
+            self.max_tokens_param: max_tokens,
         }
         if self.json_mode:
             request["response_format"] = {"type": "json_object"}
         if self.logprobs:
             request["logprobs"] = True
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
+        if temperature is not None:
+            request["temperature"] = temperature
         if self.reasoning_effort is not None:
             request["reasoning_effort"] = self.reasoning_effort
-        request.update(self.extra_body)
         return request
 
-    def _sdk(self):
-        import openai
-
-        return openai
-
-    def _new_client(self, api_key: str):
-        import openai
-
-        return openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=self.timeout_s,
-                             max_retries=self.max_retries)
-
-    def _post(self, client, request: dict) -> tuple[str, int]:
-        known = {key: value for key, value in request.items() if key in _SDK_FIELDS}
-        extra = {key: value for key, value in request.items() if key not in _SDK_FIELDS}
-        raw = client.chat.completions.with_raw_response.create(**known, extra_body=extra or None)
-        response = raw.http_response
-        response.read()
-        return response.text, int(getattr(raw, "retries_taken", 0) or 0)
-
-    def _read_reply(self, body: dict) -> ProviderReply:
-        usage, problem = openai_billed_usage(body.get("usage"), self.price)
+    def read_reply(self, body: dict, price: Price) -> ProviderReply:
+        usage, problem = openai_billed_usage(body.get("usage"), price)
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
@@ -184,6 +151,56 @@ class OpenAIAnnotator(LLMAnnotator):
             usage_problem=problem,
             token_logprobs=_token_logprobs(choice.get("logprobs")),
         )
+
+
+class OpenAIAnnotator(LLMAnnotator):
+    """Labels items through ``openai.OpenAI().chat.completions`` (OpenAI or compatible server).
+
+    The API key is read from ``api_key_env`` (default ``OPENAI_API_KEY``) at
+    the first live call; ``api_key_env=None`` sends a placeholder key.
+    ``json_mode``, ``logprobs``, ``max_tokens_param`` and ``reasoning_effort``
+    are described in the module docstring. Every other keyword (``base_url``,
+    ``max_tokens``, ``timeout_s``, ``max_retries``, ``cache_dir``,
+    ``temperature``, ``instructions``, ``label_descriptions``, ``examples``,
+    ``extra_body``, ``per_message_overhead_tokens``, ``request_overhead_tokens``)
+    is that of :class:`alband.annotators.llm_common.LLMAnnotator`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        label_names: Sequence[str],
+        price: Price,
+        *,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        json_mode: bool = True,
+        logprobs: bool = False,
+        max_tokens_param: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+        reasoning_effort: str | None = None,
+        **options: Any,
+    ) -> None:
+        try:
+            api = OpenAIChatCompletions(json_mode, logprobs, max_tokens_param, reasoning_effort)
+        except AlbandError as err:
+            raise AlbandError(f"annotator {name!r}: {err}") from None
+        super().__init__(name, model, label_names, price, api=api, api_key_env=api_key_env, **options)
+
+    @property
+    def json_mode(self) -> bool:
+        return self.api.json_mode
+
+    @property
+    def logprobs(self) -> bool:
+        return self.api.logprobs
+
+    @property
+    def max_tokens_param(self) -> str:
+        return self.api.max_tokens_param
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        return self.api.reasoning_effort
 
 
 def _token_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:

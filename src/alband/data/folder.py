@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alband.data.dataset import Dataset, quote_list, check_label_names, check_unique_ids, validate_dataset
+from alband.data.dataset import Dataset, check_label_names, check_unique_ids, quote_list
 from alband.data.labels import encode_labels
-from alband.data.npy import open_npy, read_embedding_rows, read_ids_for
+from alband.data.npy import dataset_from_embedding_rows, open_npy, read_ids_for
 from alband.data.records import read_records, read_text
-from alband.data.split import subsample_pool
 from alband.data.table import read_split_column
 from alband.errors import AlbandError
 
@@ -112,19 +111,10 @@ def load_embedded_folder(
     if no_row:
         raise AlbandError(f"{ids_path}: {len(no_row)} ids are not in {DATA_FILE}: {quote_list(no_row)}")
 
-    keep = subsample_pool(split, max_train, seed)
-    file_rows = np.asarray([emb_row[row_ids[i]] for i in keep.tolist()], dtype=np.int64)
-    x = read_embedding_rows(matrix, file_rows, emb_ids, file=emb_path)
-    ds = Dataset(
-        ids=np.asarray(row_ids)[keep],
-        texts=[texts[i] for i in keep.tolist()],
-        x=x,
-        y=y[keep],
-        label_names=names,
-        split=split[keep],
-        name=folder.name,
-        source=str(folder),
+    return dataset_from_embedding_rows(
+        matrix, emb_ids, np.asarray([emb_row[item_id] for item_id in row_ids], dtype=np.int64),
+        embeddings_path=emb_path, ids=row_ids, texts=texts, y=y, split=split, label_names=names,
+        max_train=max_train, seed=seed, name=folder.name, source=str(folder),
         files={"embeddings": str(emb_path), "ids": str(ids_path), "labels": data_file,
                "split": data_file, "texts": data_file},
     )
-    return validate_dataset(ds)

@@ -15,7 +15,7 @@ read into memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,47 @@ def read_embedding_rows(matrix: np.ndarray, rows: np.ndarray, ids: Sequence[str]
     check_embedding_matrix(x, file=str(file), ids=[ids[r] for r in rows.tolist()] if len(rows) else [],
                            file_rows=rows)
     return x
+
+
+def dataset_from_embedding_rows(
+    matrix: np.ndarray,
+    embedding_ids: Sequence[str],
+    file_rows: np.ndarray,
+    *,
+    embeddings_path: Path,
+    ids: Sequence[str],
+    texts: Sequence[str] | None,
+    y: np.ndarray,
+    split: np.ndarray,
+    label_names: tuple[str, ...],
+    max_train: int | None,
+    seed: int,
+    name: str,
+    source: str,
+    files: Mapping[str, str],
+) -> Dataset:
+    """The validated :class:`Dataset` of rows whose embeddings are ``matrix[file_rows]``.
+
+    Row ``i`` (id ``ids[i]``, ``texts[i]``, ``y[i]``, ``split[i]``) is embedded
+    by row ``file_rows[i]`` of the memory-mapped ``matrix`` (whose rows are
+    ``embedding_ids``). The pool is subsampled to ``max_train`` rows with
+    ``seed`` first, so only the embedding rows kept are read.
+    """
+    keep = subsample_pool(split, max_train, seed)
+    x = read_embedding_rows(matrix, np.asarray(file_rows, dtype=np.int64)[keep], embedding_ids,
+                            file=embeddings_path)
+    ds = Dataset(
+        ids=np.asarray(ids)[keep],
+        texts=None if texts is None else [texts[i] for i in keep.tolist()],
+        x=x,
+        y=y[keep],
+        label_names=label_names,
+        split=split[keep],
+        name=name,
+        source=source,
+        files=files,
+    )
+    return validate_dataset(ds)
 
 
 def read_ids_for(matrix: np.ndarray, ids_path: Path, embeddings_path: Path) -> list[str]:
@@ -146,18 +187,9 @@ def load_npy(
                     raise AlbandError(f"{labels_path}, line {r.line}, column {text_column!r}: empty text")
                 texts.append(text)
 
-    keep = subsample_pool(split, max_train, seed)
-    x = read_embedding_rows(matrix, keep, item_ids, file=emb_path)
-    ds = Dataset(
-        ids=np.asarray(item_ids)[keep],
-        texts=None if texts is None else [texts[i] for i in keep.tolist()],
-        x=x,
-        y=y[keep],
-        label_names=names,
-        split=split[keep],
-        name=emb_path.stem,
-        source=str(emb_path),
+    return dataset_from_embedding_rows(
+        matrix, item_ids, np.arange(n), embeddings_path=emb_path, ids=item_ids, texts=texts, y=y, split=split,
+        label_names=names, max_train=max_train, seed=seed, name=emb_path.stem, source=str(emb_path),
         files={"embeddings": str(emb_path), "ids": str(ids_path), "labels": labels_file,
                "split": labels_file, "texts": labels_file},
     )
-    return validate_dataset(ds)

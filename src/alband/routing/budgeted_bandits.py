@@ -27,6 +27,12 @@ mean cost (the paper's UCB-BV2 variant), ``n_k`` counts the arm's reward
 observations (audits; the auditor counts every payment) and ``t`` all of them.
 When prices span orders of magnitude ``l`` is tiny and the index stays infinite
 for a long time: UCB-BV then explores round-robin, as its bound says it must.
+
+Both keep the same per-arm counts (:class:`ArmCounts`): the sum and number of
+reward observations and the sum and number of cost observations (payments),
+costs in [0, 1]. BTS's Beta posteriors are read off them, ``Beta(1 + sum,
+1 + n - sum)``; its cost observations are the Bernoulli trials ``z``, UCB-BV's
+the normalised costs themselves.
 """
 
 from __future__ import annotations
@@ -51,58 +57,71 @@ from alband.routing.base import (
 Array = jax.Array
 
 
-class BTSState(NamedTuple):
-    reward_a: Array  # (K,)
-    reward_b: Array
-    cost_a: Array
-    cost_b: Array
-    cost_max: Array  # ()
+class ArmCounts(NamedTuple):
+    """Per-arm observation counts: the state of both routers (module docstring)."""
+
+    reward_sum: Array  # (K,) sum of reward observations (audit verdicts; the auditor's reward is 1)
+    reward_n: Array  # (K,) reward observations
+    cost_sum: Array  # (K,) sum of cost observations in [0, 1]
+    pulls: Array  # (K,) payments (one cost observation each)
+    cost_max: Array  # () dollars that normalise a cost to [0, 1]
     auditor: Array  # () int32
 
 
-def bts_router(audit_config: AuditConfig = AuditConfig(), name: str = "bts") -> Router:
-    def init(setup: RouterSetup) -> BTSState:
-        ones = jnp.ones((setup.n_arms,), jnp.float32)
-        return BTSState(ones, ones, ones, ones,
-                        jnp.maximum(jnp.asarray(setup.cost_max, jnp.float32), 1e-30),
-                        jnp.int32(setup.auditor))
+def init_counts(setup: RouterSetup) -> ArmCounts:
+    """No observations yet."""
+    zeros = jnp.zeros((setup.n_arms,), jnp.float32)
+    return ArmCounts(zeros, zeros, zeros, zeros,
+                     jnp.maximum(jnp.asarray(setup.cost_max, jnp.float32), 1e-30),
+                     jnp.int32(setup.auditor))
 
-    def decide(state: BTSState, ctx: StepContext, key: Array) -> Decision:
+
+def record(counts: ArmCounts, fb: Feedback, cost_observation: Array) -> ArmCounts:
+    """``counts`` after one item: a reward for every arm whose verdict was observed, a cost for every arm paid.
+
+    The auditor is taken as truth: its reward (1) is known on every payment.
+    ``cost_observation`` (K,) is in [0, 1] and is counted where ``fb.paid``.
+    """
+    K = fb.paid.shape[0]
+    is_aud = jnp.arange(K) == counts.auditor
+    paid = fb.paid.astype(jnp.float32)
+    learn = jnp.where(is_aud, paid, (fb.observed & ~is_aud).astype(jnp.float32))
+    reward = jnp.where(is_aud, 1.0, fb.verdict)
+    return counts._replace(
+        reward_sum=counts.reward_sum + learn * reward,
+        reward_n=counts.reward_n + learn,
+        cost_sum=counts.cost_sum + paid * cost_observation,
+        pulls=counts.pulls + paid,
+    )
+
+
+def _affordable(ctx: StepContext) -> Array:
+    return ctx.available & (ctx.price_usd <= ctx.remaining_usd)
+
+
+def _pay_one(ctx: StepContext, auditor: Array, arm: Array, audit_config: AuditConfig, key: Array) -> Decision:
+    """Pay ``arm`` for the label (none when ``arm < 0``: stop if an arm was available), maybe audit."""
+    pay = one_hot_pay(arm, ctx.price_usd.shape[0])
+    audit = draw_audit(ctx, auditor, pay, arm, audit_config, key)
+    return Decision(pay, arm, audit, stop=(arm < 0) & jnp.any(ctx.available))
+
+
+def bts_router(audit_config: AuditConfig = AuditConfig(), name: str = "bts") -> Router:
+    def decide(state: ArmCounts, ctx: StepContext, key: Array) -> Decision:
         K = ctx.price_usd.shape[0]
         k_r, k_c, k_audit = jax.random.split(key, 3)
-        r = beta_ge1(k_r, state.reward_a, state.reward_b)
+        r = beta_ge1(k_r, 1.0 + state.reward_sum, 1.0 + state.reward_n - state.reward_sum)
         r = jnp.where(jnp.arange(K) == state.auditor, 1.0, r)
-        c = beta_ge1(k_c, state.cost_a, state.cost_b)
-        ratio = r / jnp.maximum(c, 1e-12)
-        affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
-        arm = masked_argmax(ratio, affordable)
-        pay = one_hot_pay(arm, K)
-        audit = draw_audit(ctx, state.auditor, pay, arm, audit_config, k_audit)
-        return Decision(pay, arm, audit, stop=(arm < 0) & jnp.any(ctx.available))
+        c = beta_ge1(k_c, 1.0 + state.cost_sum, 1.0 + state.pulls - state.cost_sum)
+        arm = masked_argmax(r / jnp.maximum(c, 1e-12), _affordable(ctx))
+        return _pay_one(ctx, state.auditor, arm, audit_config, k_audit)
 
-    def update(state: BTSState, fb: Feedback, key: Array) -> BTSState:
-        K = fb.paid.shape[0]
-        learn = (fb.observed & (jnp.arange(K) != state.auditor)).astype(jnp.float32)
-        v = fb.verdict
-        z = (jax.random.uniform(key, (K,)) < fb.cost_usd / state.cost_max).astype(jnp.float32)
-        paid = fb.paid.astype(jnp.float32)
-        return state._replace(
-            reward_a=state.reward_a + learn * v,
-            reward_b=state.reward_b + learn * (1.0 - v),
-            cost_a=state.cost_a + paid * z,
-            cost_b=state.cost_b + paid * (1.0 - z),
-        )
+    def update(state: ArmCounts, fb: Feedback, key: Array) -> ArmCounts:
+        # a cost in [0, 1] enters the Beta posterior as a Bernoulli trial with that probability
+        z = (jax.random.uniform(key, fb.paid.shape) < fb.cost_usd / state.cost_max).astype(jnp.float32)
+        return record(state, fb, z)
 
-    return Router(name, init, decide, update)
-
-
-class UCBBVState(NamedTuple):
-    reward_sum: Array  # (K,)
-    reward_n: Array  # (K,) reward observations
-    cost_sum: Array  # (K,) normalised cost paid
-    pulls: Array  # (K,) payments
-    cost_max: Array
-    auditor: Array
+    return Router(name, init_counts, decide, update)
 
 
 def ucb_bv_index(reward_sum: Array, reward_n: Array, cost_sum: Array, pulls: Array) -> Array:
@@ -120,36 +139,16 @@ def ucb_bv_index(reward_sum: Array, reward_n: Array, cost_sum: Array, pulls: Arr
 
 
 def ucb_bv_router(audit_config: AuditConfig = AuditConfig(), name: str = "ucb-bv") -> Router:
-    def init(setup: RouterSetup) -> UCBBVState:
-        zeros = jnp.zeros((setup.n_arms,), jnp.float32)
-        return UCBBVState(zeros, zeros, zeros, zeros,
-                          jnp.maximum(jnp.asarray(setup.cost_max, jnp.float32), 1e-30),
-                          jnp.int32(setup.auditor))
-
-    def decide(state: UCBBVState, ctx: StepContext, key: Array) -> Decision:
-        K = ctx.price_usd.shape[0]
+    def decide(state: ArmCounts, ctx: StepContext, key: Array) -> Decision:
         d = ucb_bv_index(state.reward_sum, state.reward_n, state.cost_sum, state.pulls)
-        affordable = ctx.available & (ctx.price_usd <= ctx.remaining_usd)
+        affordable = _affordable(ctx)
         infinite = affordable & jnp.isinf(d)
         # among unbounded arms: fewest observations first, then fewest payments
         explore = masked_argmax(-(state.reward_n * 1e6 + state.pulls), infinite)
         arm = jnp.where(explore >= 0, explore, masked_argmax(d, affordable)).astype(jnp.int32)
-        pay = one_hot_pay(arm, K)
-        audit = draw_audit(ctx, state.auditor, pay, arm, audit_config, key)
-        return Decision(pay, arm, audit, stop=(arm < 0) & jnp.any(ctx.available))
+        return _pay_one(ctx, state.auditor, arm, audit_config, key)
 
-    def update(state: UCBBVState, fb: Feedback, key: Array) -> UCBBVState:
-        K = fb.paid.shape[0]
-        is_aud = jnp.arange(K) == state.auditor
-        paid = fb.paid.astype(jnp.float32)
-        # the auditor's reward is known (1) on every payment; other arms learn on audits
-        learn = jnp.where(is_aud, paid, (fb.observed & ~is_aud).astype(jnp.float32))
-        reward = jnp.where(is_aud, 1.0, fb.verdict)
-        return state._replace(
-            reward_sum=state.reward_sum + learn * reward,
-            reward_n=state.reward_n + learn,
-            cost_sum=state.cost_sum + paid * fb.cost_usd / state.cost_max,
-            pulls=state.pulls + paid,
-        )
+    def update(state: ArmCounts, fb: Feedback, key: Array) -> ArmCounts:
+        return record(state, fb, fb.cost_usd / state.cost_max)
 
-    return Router(name, init, decide, update)
+    return Router(name, init_counts, decide, update)

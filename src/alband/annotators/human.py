@@ -26,7 +26,9 @@ import threading
 import time
 from typing import Callable, Sequence, TextIO
 
-from alband.annotators.base import Annotation, Item
+import numpy as np
+
+from alband.annotators.base import Annotation, Item, checked_texts
 from alband.annotators.llm_common import AnnotatorError
 from alband.annotators.prompts import normalize_label
 from alband.errors import AlbandError
@@ -81,7 +83,11 @@ class HumanAnnotator:
         self._lock = threading.Lock()
 
     def max_cost_usd(self, item: Item) -> float:
-        return self.price_per_label + self._time_cost(self.max_seconds_per_item)
+        return self._bound_usd()
+
+    def max_cost_usd_many(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`max_cost_usd` of each text's item: the same bound for every item."""
+        return np.full(len(checked_texts(texts)), self._bound_usd(), np.float64)
 
     def annotate(self, item: Item) -> Annotation:
         with self._lock:
@@ -119,6 +125,9 @@ class HumanAnnotator:
             pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=label,
             cost_usd=cost, latency_s=elapsed, raw=answer, extra=extra,
         )
+
+    def _bound_usd(self) -> float:
+        return self.price_per_label + self._time_cost(self.max_seconds_per_item)
 
     def _time_cost(self, seconds: float) -> float:
         return 0.0 if self.price_per_hour is None else self.price_per_hour * seconds / 3600.0

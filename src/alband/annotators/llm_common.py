@@ -61,6 +61,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from alband.annotators.base import Annotation, Item
 from alband.annotators.cache import ResponseCache, request_key
 from alband.annotators.parsing import label_span_probability, parse_label_answer
@@ -286,6 +288,17 @@ class LLMAnnotator:
         """Upper bound on the dollars :meth:`annotate` can bill for ``item``."""
         return self._max_cost(self.prompt.render(item.text))
 
+    def max_cost_usd_many(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`max_cost_usd` of the item of each text, float64, without rendering a prompt per text.
+
+        The prompt template (few-shot examples included) is rendered once; each
+        text adds its UTF-8 bytes (:meth:`ClassificationPrompt.utf8_bytes_many`).
+        The same float64 operations in the same order as the per-item bound
+        give the same dollars, bit for bit.
+        """
+        input_bound = self.prompt.utf8_bytes_many(texts) + self._format_overhead_tokens(self.prompt.render(""))
+        return np.asarray(self._cost_bound(input_bound), dtype=np.float64)
+
     def annotate(self, item: Item) -> Annotation:
         rendered = self.prompt.render(item.text)
         request = self._request(rendered)
@@ -322,12 +335,20 @@ class LLMAnnotator:
         return request
 
     def _input_token_bound(self, rendered: RenderedPrompt) -> int:
-        n_messages = len(rendered.messages) + 1  # + the system text
-        return rendered.utf8_bytes() + self.per_message_overhead_tokens * n_messages + self.request_overhead_tokens
+        return rendered.utf8_bytes() + self._format_overhead_tokens(rendered)
+
+    def _format_overhead_tokens(self, rendered: RenderedPrompt) -> int:
+        """Chat formatting tokens: per message (the system text counts as one) and per request."""
+        n_messages = len(rendered.messages) + 1
+        return self.per_message_overhead_tokens * n_messages + self.request_overhead_tokens
 
     def _max_cost(self, rendered: RenderedPrompt) -> float:
+        return self._cost_bound(self._input_token_bound(rendered))
+
+    def _cost_bound(self, input_tokens):
+        """Dollars for ``input_tokens`` (an int or an int64 array) at the dearest input rate, plus max output."""
         multiplier = max(1.0, self.api.cache_write_multiplier_bound(self.price), self.price.cache_read_multiplier)
-        input_usd = self._input_token_bound(rendered) * self.price.input_usd_per_mtok * multiplier
+        input_usd = input_tokens * self.price.input_usd_per_mtok * multiplier
         output_usd = self.max_tokens * self.price.output_usd_per_mtok
         return (input_usd + output_usd) / 1e6 + self.price.usd_per_label
 

@@ -19,6 +19,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
+import numpy as np
+
+from alband.annotators.base import utf8_byte_lengths
 from alband.errors import AlbandError
 
 DEFAULT_INSTRUCTIONS = "Classify the text into exactly one of the labels below."
@@ -119,6 +122,15 @@ class ClassificationPrompt:
 
     def user_text(self, item_text: str) -> str:
         return f"<text>{item_text}</text>\n\nAnswer with the JSON object only."
+
+    def utf8_bytes_many(self, texts: Iterable[str]) -> np.ndarray:
+        """``render(text).utf8_bytes()`` for every text, int64, without rendering each.
+
+        The item text stands once, verbatim, in the user message and nowhere
+        else, so a prompt's bytes are the template's (``render("")``, few-shot
+        examples included) plus the text's.
+        """
+        return self.render("").utf8_bytes() + utf8_byte_lengths(texts)
 
     def render(self, item_text: str) -> RenderedPrompt:
         if not isinstance(item_text, str):

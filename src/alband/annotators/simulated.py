@@ -9,11 +9,12 @@ same seed. Research use: it needs the gold labels of the pool.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from alband.annotators.base import Annotation, Item
+from alband.annotators.base import Annotation, Item, utf8_byte_lengths
 from alband.simulate.annotator_model import (
     SimulatedAnnotator,
     annotation_cost_usd,
@@ -57,6 +58,16 @@ class SimulatedLiveAnnotator:
 
     def max_cost_usd(self, item: Item) -> float:
         return float(self._reserve[item.pool_index])
+
+    def max_cost_usd_many(self, texts: Sequence[str]) -> np.ndarray:
+        """The reservation of each text's item: the core's byte bound on the texts' UTF-8 lengths.
+
+        Equal to :meth:`max_cost_usd` for items whose text is the pool's
+        (``text_bytes`` holds the same UTF-8 lengths); elementwise float32
+        arithmetic, so the result does not depend on how many texts are asked.
+        """
+        text_bytes = utf8_byte_lengths(texts).astype(np.int32)
+        return np.asarray(reserve_usd(self.model, jnp.asarray(text_bytes)), np.float64)
 
     def annotate(self, item: Item) -> Annotation:
         i = item.pool_index

@@ -31,6 +31,7 @@ from alband.annotators.llm_common import (
     ProviderAdapter,
     ProviderReply,
     nonnegative_int,
+    token_counts,
 )
 from alband.annotators.prompts import RenderedPrompt
 from alband.costs.prices import Price, Usage, usage_cost_usd
@@ -44,19 +45,11 @@ _SDK_FIELDS = frozenset({"model", "max_tokens", "messages", "system", "thinking"
 
 def anthropic_billed_usage(usage: Any, price: Price) -> tuple[BilledUsage | None, str | None]:
     """Dollars for an Anthropic ``usage`` object, or ``(None, problem)`` if it is unusable."""
-    if not isinstance(usage, dict):
-        return None, "no 'usage' object" if usage is None else f"'usage' is {type(usage).__name__}"
-    uncached = nonnegative_int(usage.get("input_tokens"))
-    output = nonnegative_int(usage.get("output_tokens"))
-    if uncached is None or output is None:
-        return None, (f"input_tokens={usage.get('input_tokens')!r}, output_tokens={usage.get('output_tokens')!r} "
-                      "are not token counts")
-    counts = {}
-    for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
-        value = usage.get(key)
-        counts[key] = 0 if value is None else nonnegative_int(value)
-        if counts[key] is None:
-            return None, f"{key}={value!r} is not a token count"
+    counts, problem = token_counts(usage, ("input_tokens", "output_tokens"),
+                                   ("cache_creation_input_tokens", "cache_read_input_tokens"))
+    if counts is None:
+        return None, problem
+    uncached, output = counts["input_tokens"], counts["output_tokens"]
     written, read = counts["cache_creation_input_tokens"], counts["cache_read_input_tokens"]
     one_hour = 0
     breakdown = usage.get("cache_creation")

@@ -124,6 +124,30 @@ def nonnegative_int(value: Any) -> int | None:
     return value
 
 
+def token_counts(usage: Any, required: Sequence[str], optional: Sequence[str] = (), *,
+                 optional_in: str | None = None) -> tuple[dict[str, int] | None, str | None]:
+    """The token counts of a provider's ``usage`` object, or ``(None, problem)``.
+
+    Every ``required`` field must be a count (an int >= 0); an ``optional`` one
+    (read from the sub-object ``optional_in`` when named, which may be absent)
+    counts 0 when absent or null and must otherwise be a count.
+    """
+    if not isinstance(usage, dict):
+        return None, "no 'usage' object" if usage is None else f"'usage' is {type(usage).__name__}"
+    counts = {key: nonnegative_int(usage.get(key)) for key in required}
+    if any(count is None for count in counts.values()):
+        return None, ", ".join(f"{key}={usage.get(key)!r}" for key in required) + " are not token counts"
+    source = usage if optional_in is None else usage.get(optional_in)
+    source = source if isinstance(source, dict) else {}
+    where = "" if optional_in is None else f"{optional_in}."
+    for key in optional:
+        value = source.get(key)
+        counts[key] = 0 if value is None else nonnegative_int(value)
+        if counts[key] is None:
+            return None, f"{where}{key}={value!r} is not a token count"
+    return counts, None
+
+
 class ProviderAdapter(ABC):
     """One provider's wire conventions, held by an :class:`LLMAnnotator`.
 

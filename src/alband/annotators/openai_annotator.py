@@ -41,6 +41,7 @@ from alband.annotators.llm_common import (
     ProviderAdapter,
     ProviderReply,
     nonnegative_int,
+    token_counts,
 )
 from alband.annotators.prompts import RenderedPrompt
 from alband.costs.prices import Price, Usage, usage_cost_usd
@@ -55,22 +56,12 @@ _SDK_FIELDS = frozenset({"model", "messages", "max_completion_tokens", "max_toke
 
 def openai_billed_usage(usage: Any, price: Price) -> tuple[BilledUsage | None, str | None]:
     """Dollars for an OpenAI ``usage`` object, or ``(None, problem)`` if it is unusable."""
-    if not isinstance(usage, dict):
-        return None, "no 'usage' object" if usage is None else f"'usage' is {type(usage).__name__}"
-    prompt = nonnegative_int(usage.get("prompt_tokens"))
-    completion = nonnegative_int(usage.get("completion_tokens"))
-    if prompt is None or completion is None:
-        return None, (f"prompt_tokens={usage.get('prompt_tokens')!r}, "
-                      f"completion_tokens={usage.get('completion_tokens')!r} are not token counts")
-    prompt_details = usage.get("prompt_tokens_details")
-    prompt_details = prompt_details if isinstance(prompt_details, dict) else {}
-    subsets = {}
-    for key in ("cached_tokens", "cache_write_tokens"):
-        value = prompt_details.get(key)
-        subsets[key] = 0 if value is None else nonnegative_int(value)
-        if subsets[key] is None:
-            return None, f"prompt_tokens_details.{key}={value!r} is not a token count"
-    cached, written = subsets["cached_tokens"], subsets["cache_write_tokens"]
+    counts, problem = token_counts(usage, ("prompt_tokens", "completion_tokens"),
+                                   ("cached_tokens", "cache_write_tokens"), optional_in="prompt_tokens_details")
+    if counts is None:
+        return None, problem
+    prompt, completion = counts["prompt_tokens"], counts["completion_tokens"]
+    cached, written = counts["cached_tokens"], counts["cache_write_tokens"]
     if cached + written > prompt:
         return None, (f"cached_tokens ({cached}) + cache_write_tokens ({written}) exceed "
                       f"prompt_tokens ({prompt}), of which they are a part")

@@ -23,7 +23,7 @@ import numpy as np
 
 from alband.data.dataset import Dataset, check_label_names, check_unique_ids, quote_list
 from alband.data.labels import encode_labels
-from alband.data.npy import dataset_from_embedding_rows, open_npy, read_ids_for
+from alband.data.npy import align_ids, dataset_from_embedding_rows, open_npy, read_ids_for
 from alband.data.records import read_records, read_text
 from alband.data.table import read_split_column
 from alband.errors import AlbandError
@@ -100,21 +100,17 @@ def load_embedded_folder(
 
     matrix = open_npy(emb_path)
     emb_ids = read_ids_for(matrix, ids_path, emb_path)
-    emb_row = {item_id: k for k, item_id in enumerate(emb_ids)}
-    not_embedded = [i for i in row_ids if i not in emb_row]
+    file_rows, not_embedded, no_row = align_ids(row_ids, emb_ids)
     if not_embedded:
         raise AlbandError(
             f"{ids_path}: {len(not_embedded)} ids of {DATA_FILE} have no embedding: {quote_list(not_embedded)}"
         )
-    in_data = set(row_ids)
-    no_row = [i for i in emb_ids if i not in in_data]
     if no_row:
         raise AlbandError(f"{ids_path}: {len(no_row)} ids are not in {DATA_FILE}: {quote_list(no_row)}")
 
     return dataset_from_embedding_rows(
-        matrix, emb_ids, np.asarray([emb_row[item_id] for item_id in row_ids], dtype=np.int64),
-        embeddings_path=emb_path, ids=row_ids, texts=texts, y=y, split=split, label_names=names,
-        max_train=max_train, seed=seed, name=folder.name, source=str(folder),
+        matrix, emb_ids, file_rows, embeddings_path=emb_path, ids=row_ids, texts=texts, y=y, split=split,
+        label_names=names, max_train=max_train, seed=seed, name=folder.name, source=str(folder),
         files={"embeddings": str(emb_path), "ids": str(ids_path), "labels": data_file,
                "split": data_file, "texts": data_file},
     )

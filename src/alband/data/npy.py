@@ -62,6 +62,22 @@ def read_embedding_rows(matrix: np.ndarray, rows: np.ndarray, ids: Sequence[str]
     return x
 
 
+def align_ids(ids: Sequence[str], reference: Sequence[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Where each of ``ids`` stands in ``reference``, and the ids either list lacks.
+
+    Returns ``(positions, not_in_reference, not_in_ids)``: ``positions[i]`` is
+    the index of ``ids[i]`` in ``reference`` (-1 where it is absent); the two
+    lists keep the order of ``ids`` and of ``reference``. With no duplicate
+    in either input, they hold the same ids exactly when both lists are empty.
+    """
+    index_of = {item_id: k for k, item_id in enumerate(reference)}
+    positions = np.fromiter((index_of.get(item_id, -1) for item_id in ids), np.int64, count=len(ids))
+    not_in_reference = [ids[i] for i in np.flatnonzero(positions < 0).tolist()]
+    in_ids = set(ids)
+    not_in_ids = [item_id for item_id in reference if item_id not in in_ids]
+    return positions, not_in_reference, not_in_ids
+
+
 def dataset_from_embedding_rows(
     matrix: np.ndarray,
     embedding_ids: Sequence[str],
@@ -151,20 +167,16 @@ def load_npy(
         labels_file = str(labels_path)
         records = read_records(labels_path)
         label_ids = read_id_column(records, id_column, file=labels_path)
-        row_of = {item_id: i for i, item_id in enumerate(item_ids)}
-        unknown = [i for i in label_ids if i not in row_of]
+        order, unknown, missing = align_ids(label_ids, item_ids)  # labels-table row -> embedding row
         if unknown:
             raise AlbandError(
                 f"{labels_path}: {len(unknown)} ids are not in {ids_path}: {quote_list(unknown)}"
             )
-        labelled = set(label_ids)
-        missing = [i for i in item_ids if i not in labelled]
         if missing:
             raise AlbandError(
                 f"{ids_path}: {len(missing)} ids have no row in {labels_path}: {quote_list(missing)} "
                 f"(leave the {label_column!r} cell empty for an unlabeled item)"
             )
-        order = np.asarray([row_of[i] for i in label_ids])  # labels-table row -> embedding row
         records = [records[k] for k in np.argsort(order).tolist()]  # now in embedding-row order
         positions = [f"line {r.line}" for r in records]
         y, names = encode_labels([r.get(label_column, file=labels_path) for r in records], positions,

@@ -7,6 +7,8 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alband.models import SoftmaxRegression, accuracy, fit, init_params, predict_proba
 
@@ -61,3 +63,30 @@ def test_warm_start_reaches_the_same_optimum():
     half = fit(model, init_params(model, 4), x[:25], y[:25], jnp.ones(25))
     warm = fit(model, half, x, y, jnp.ones(50))
     np.testing.assert_allclose(warm.w, cold.w, atol=1e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    d=st.integers(1, 12),
+    n_classes=st.integers(2, 5),
+    c=st.floats(0.05, 20.0),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_hand_written_gradient_equals_autodiff_of_the_objective(n, d, n_classes, c, seed):
+    import jax
+
+    from alband.models.softmax_regression import SoftmaxParams, _objective, objective_fn
+
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal((n, d)), jnp.float32)
+    y = jnp.asarray(rng.integers(-1, n_classes, n), jnp.int32)  # -1: an invalid answer ...
+    weight = jnp.asarray(np.where(np.asarray(y) < 0, 0.0, rng.uniform(0.0, 2.0, n)), jnp.float32)  # ... weighs 0
+    params = SoftmaxParams(jnp.asarray(rng.standard_normal((d, n_classes)), jnp.float32),
+                           jnp.asarray(rng.standard_normal(n_classes), jnp.float32))
+    fast = objective_fn(x, y, weight, c)
+    value, grad = jax.jit(jax.value_and_grad(fast))(params)
+    ref_value, ref_grad = jax.value_and_grad(lambda p: _objective(p, x, y, weight, c))(params)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad.w, ref_grad.w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(grad.b, ref_grad.b, rtol=1e-4, atol=1e-5)

@@ -17,6 +17,14 @@ penalty on both makes it scikit-learn's binary ``LogisticRegression(C=2c)``
 (the binary weight is ``w_1 - w_0`` with ``w_0 = -w_1`` at the optimum):
 use ``c = C / 2`` to match a binary ``C``; with three or more classes ``c = C``.
 
+Gradient. With ``P = softmax(X W + b)`` and ``G = diag(w) (P - Y) / sum(w)``
+(``Y`` one-hot), ``dL/dW = X' G + W / (c sum w)`` and ``dL/db = 1' G``. The
+objective carries this gradient as a hand-written VJP that multiplies by an
+explicitly transposed copy of ``X`` (made once per fit): reverse-mode autodiff of
+``X @ W`` produces a contraction over the rows of ``X`` that the CPU backend
+runs about 6x slower than the same product on ``X'``, and one fit evaluates
+the gradient dozens of times.
+
 Everything is jittable and vmappable; the model hyper-parameters are a
 hashable :class:`SoftmaxRegression` passed as a static argument.
 """
@@ -73,6 +81,7 @@ def accuracy(params: SoftmaxParams, x: Array, y: Array) -> Array:
 
 
 def _objective(params: SoftmaxParams, x: Array, y: Array, weight: Array, c: float) -> Array:
+    """The objective (module docstring) by plain autodiff-able ops: the reference for :func:`objective_fn`."""
     logits = x @ params.w + params.b
     safe_y = jnp.clip(y, 0, logits.shape[-1] - 1)
     cross_entropy = jax.nn.logsumexp(logits, axis=-1) - jnp.take_along_axis(
@@ -82,16 +91,62 @@ def _objective(params: SoftmaxParams, x: Array, y: Array, weight: Array, c: floa
     return total / jnp.maximum(jnp.sum(weight), 1.0)
 
 
+def objective_fn(x: Array, y: Array, weight: Array, c: float):
+    """``params -> L(params) / max(sum w, 1)`` with the hand-written gradient of the module docstring.
+
+    Rows with weight 0 do not contribute. The value equals :func:`_objective`;
+    the gradient equals its autodiff gradient up to float rounding, at a
+    fraction of the cost. Only ``params`` is differentiated.
+    """
+    weight = weight.astype(jnp.float32)
+    # One explicit copy of X' per fit; the barrier keeps XLA from folding the
+    # transpose back into a row-contracting product.
+    x_t = jax.lax.optimization_barrier(jnp.transpose(x))
+    return partial(_loss, x=x, x_t=x_t, y=y, weight=weight, c=c)
+
+
+def _loss_parts(params: SoftmaxParams, x: Array, y: Array, weight: Array, c: float):
+    scale = 1.0 / jnp.maximum(jnp.sum(weight), 1.0)
+    logits = x @ params.w + params.b
+    n_classes = logits.shape[-1]
+    safe_y = jnp.clip(y, 0, n_classes - 1)
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    exp = jnp.exp(logits - top)
+    total = jnp.sum(exp, axis=-1, keepdims=True)
+    cross_entropy = (jnp.log(total) + top)[:, 0] - jnp.take_along_axis(logits, safe_y[:, None], axis=-1)[:, 0]
+    value = (jnp.sum(weight * cross_entropy) + 0.5 / c * jnp.sum(params.w**2)) * scale
+    residual = (weight * scale)[:, None] * (exp / total - jax.nn.one_hot(safe_y, n_classes, dtype=exp.dtype))
+    return value, residual, scale
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _loss(params: SoftmaxParams, x: Array, x_t: Array, y: Array, weight: Array, c: float) -> Array:
+    return _loss_parts(params, x, y, weight, c)[0]
+
+
+def _loss_forward(params, x, x_t, y, weight, c):
+    value, residual, scale = _loss_parts(params, x, y, weight, c)
+    return value, (residual, scale, params.w, x, x_t, y, weight)
+
+
+def _loss_backward(c, saved, cotangent):
+    residual, scale, w, x, x_t, y, weight = saved
+    grad = SoftmaxParams(x_t @ residual + w * (scale / c), jnp.sum(residual, axis=0))
+    # The data are not differentiated: zero cotangents (removed by XLA when unused).
+    return (jax.tree.map(lambda g: cotangent * g, grad), jnp.zeros_like(x), jnp.zeros_like(x_t),
+            jnp.zeros_like(y, dtype=jax.dtypes.float0) if jnp.issubdtype(y.dtype, jnp.integer) else jnp.zeros_like(y),
+            jnp.zeros_like(weight))
+
+
+_loss.defvjp(_loss_forward, _loss_backward)
+
+
 @partial(jax.jit, static_argnums=0)
 def fit(
     model: SoftmaxRegression, params: SoftmaxParams, x: Array, y: Array, weight: Array
 ) -> SoftmaxParams:
     """Minimise the objective from ``params`` (warm start); rows with weight 0 are ignored."""
-    weight = weight.astype(jnp.float32)
-
-    def objective(p):
-        return _objective(p, x, y, weight, model.c)
-
+    objective = objective_fn(x, y, weight, model.c)
     solver = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(objective)
 

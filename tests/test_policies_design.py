@@ -12,13 +12,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alband.design import d_optimal_design, round_design
+from alband.design import d_optimal_design, greedy_batch_design, round_design
 from alband.errors import AlbandError
 from alband.models import SoftmaxRegression
 from alband.models.softmax_regression import SoftmaxParams
 from alband.policies import RoundContext, make_policy
 from alband.policies.cost_aware import budgeted_batch, per_dollar_scores
-from alband.policies.design_based import g_design_select, go_policy_select, go_targets, principal_projection
+from alband.policies.design_based import (
+    g_design_select,
+    go_policy_select,
+    go_targets,
+    principal_projection,
+    resolve_g_design_solver,
+)
 from alband.simulate import EpisodeConfig, simulate
 
 from helpers import episode_data, llm_annotator
@@ -139,6 +145,61 @@ def test_principal_projection_keeps_the_top_directions():
     y = np.asarray(principal_projection(jnp.asarray(x, jnp.float32), jnp.ones(200), 2))
     # Same Gram matrix as the projection onto the two large axes, up to rotation.
     np.testing.assert_allclose(y @ y.T, x[:, [0, 2]] @ x[:, [0, 2]].T, rtol=0, atol=0.05 * np.abs(x[:, [0, 2]]).max() ** 2)
+
+
+def test_g_design_auto_solver_switches_at_the_working_dimension():
+    assert resolve_g_design_solver("auto", 100, 384, None) == "greedy"  # B < d: no batch realises the design
+    assert resolve_g_design_solver("auto", 100, 384, 64) == "frank-wolfe"  # B >= k after the projection
+    assert resolve_g_design_solver("auto", 8, 8, None) == "frank-wolfe"
+    assert resolve_g_design_solver("frank-wolfe", 2, 384, None) == "frank-wolfe"
+    assert resolve_g_design_solver("greedy", 500, 4, None) == "greedy"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_g_design_below_the_dimension_is_the_regularised_batch_conditioned_on_the_labels(seed):
+    rng = np.random.default_rng(seed)
+    n, d, batch = 60, 8, 5
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    queried = np.zeros(n, bool)
+    queried[rng.choice(n, 10, replace=False)] = True
+    reference = np.asarray(greedy_batch_design(x, batch, exclude_mask=queried, condition_mask=queried))
+    got = np.asarray(g_design_select(jnp.asarray(x), jnp.asarray(queried), batch))
+    assert got.tolist() == reference.tolist()
+    forced = np.asarray(g_design_select(jnp.asarray(x), jnp.asarray(queried), batch, solver="frank-wolfe", eps=1e-3))
+    assert len(set(forced.tolist())) == batch and not queried[forced].any()
+
+
+@lru_cache(maxsize=None)
+def _greedy_g_design(batch: int):
+    policy = make_policy("g_design", solver="greedy")
+    return jax.jit(lambda ctx, key: policy.select(policy.init(ctx), ctx, key, batch)[0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.sampled_from([2, N]), kind=st.sampled_from(["random", "duplicates", "zeros"]),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_greedy_g_design_batches_are_distinct_and_fresh_first(batch, kind, seed, data):
+    rng = np.random.default_rng(seed)
+    queried = np.array(data.draw(st.lists(st.booleans(), min_size=N, max_size=N)))
+    x = rng.normal(size=(N, D))
+    if kind == "duplicates":
+        x = np.repeat(x[:1], N, axis=0)
+    elif kind == "zeros":
+        x[::2] = 0.0
+    index = np.asarray(_greedy_g_design(batch)(_context(x, queried, seed=seed), jax.random.PRNGKey(seed)))
+    assert len(set(index.tolist())) == batch and ((index >= 0) & (index < N)).all()
+    assert (~queried[index]).sum() == min(batch, (~queried).sum())
+
+
+def test_greedy_g_design_vmaps_over_pools():
+    rng = np.random.default_rng(12)
+    contexts = [_context(rng.normal(size=(N, D)), rng.random(N) < 0.5, seed=k) for k in range(2)]
+    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *contexts)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    select = _greedy_g_design(2)
+    batched = np.asarray(jax.vmap(select)(stacked, keys))
+    for k in range(2):
+        np.testing.assert_array_equal(batched[k], np.asarray(select(contexts[k], keys[k])))
 
 
 # --- GO ------------------------------------------------------------------------------------------
@@ -285,6 +346,8 @@ def test_bad_hyperparameters_are_named():
         make_policy("go", n_targets=0)
     with pytest.raises(AlbandError, match="eps"):
         make_policy("g_design", eps=0.0)
+    with pytest.raises(AlbandError, match="solver must be one of auto, greedy, frank-wolfe, got 'cvxpy'"):
+        make_policy("g_design", solver="cvxpy")
 
 
 # --- inside the simulator ------------------------------------------------------------------------

@@ -14,6 +14,9 @@ its information matrix is ``V(pi) = sum_i pi_i x_i x_i'``.
 * From a design to a batch of distinct items: :func:`round_design`; integer
   counts with repetitions: :func:`efficient_rounding` (Pukelsheim and Rieder
   1992).
+* Batches smaller than the dimension (``B < d``): the regularised (Bayesian)
+  D-optimal batch conditioned on the labelled items, by greedy rank-1 steps:
+  :func:`greedy_batch_design`.
 * Dollar budgets: :func:`greedy_budgeted_design` (distinct items, hard
   budget), :func:`cost_weighted_design` (continuous allocation).
 
@@ -35,6 +38,7 @@ from alband.design.go import GOSelection, go_select, go_select_kernel
 from alband.design.initial import VolumeSupport, greedy_volume_support
 from alband.design.multiplicative import multiplicative_design
 from alband.design.reference import cvxpy_design, evaluate_design
+from alband.design.regularised import greedy_batch_design, greedy_batch_design_kernel
 from alband.design.result import DesignResult
 from alband.design.rounding import efficient_rounding, round_design, round_design_kernel
 from alband.design.transductive import TransductiveResult, transductive_design, transductive_design_kernel
@@ -54,6 +58,8 @@ __all__ = [
     "evaluate_design",
     "go_select",
     "go_select_kernel",
+    "greedy_batch_design",
+    "greedy_batch_design_kernel",
     "greedy_budgeted_design",
     "greedy_budgeted_kernel",
     "greedy_volume_support",

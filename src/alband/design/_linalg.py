@@ -98,3 +98,29 @@ def rank_one_update(M: Array, g: Array, Xu: Array, u: Array, g_x: Array, gamma: 
 def log_det_along_line(d: int, g_x: Array, gamma: Array) -> Array:
     """``log det((1-gamma) V + gamma x x') - log det V = (d-1) log(1-gamma) + log(1 + gamma (g_x - 1))``."""
     return (d - 1) * jnp.log1p(-gamma) + jnp.log1p(gamma * (g_x - 1.0))
+
+
+def masked_gram(X: Array, mask: Array, *, block_rows: int = 256) -> Array:
+    """``sum_{i: mask_i} x_i x_i'`` in ``ceil(sum(mask) / block_rows)`` blocks of gathered rows.
+
+    The cost scales with the number of selected rows (the labelled items, a few
+    percent of the pool), not with ``n``: a ``lax.while_loop`` whose trip count
+    is only known at run time (jittable and vmappable; under ``vmap`` every lane
+    runs to the largest count, adding zero rows).
+    """
+    n, d = X.shape
+    block_rows = max(1, min(block_rows, n))
+    n_blocks = -(-n // block_rows)
+    index = jnp.nonzero(mask, size=n_blocks * block_rows, fill_value=0)[0]
+    count = jnp.sum(mask, dtype=jnp.int32)
+    slots = jnp.arange(block_rows, dtype=jnp.int32)
+
+    def body(state):
+        k, acc = state
+        start = k * block_rows
+        rows = X[jax.lax.dynamic_slice(index, (start,), (block_rows,))]
+        rows = jnp.where((start + slots < count)[:, None], rows, 0.0)
+        return k + 1, acc + rows.T @ rows
+
+    return jax.lax.while_loop(lambda s: s[0] * block_rows < count, body,
+                              (jnp.int32(0), jnp.zeros((d, d), X.dtype)))[1]

@@ -13,8 +13,10 @@ greedy batch has at least ``(1 - 1/e)`` of the best batch's gain
 Cost: one ``O(N d^2)`` pass for ``A`` and the widths, then per pick a
 Sherman-Morrison update of ``A^{-1}`` and of every width,
 ``g_i <- g_i - (x_i' u)^2 / (1 + x' u)`` with ``u = A^{-1} x`` -- one ``X @ u``
-pass, ``O(N d)``. No design is solved, so it is the option for wide
-embeddings where ``"g_design"`` (Frank-Wolfe to a certificate) takes seconds.
+pass, ``O(N d)``. No design is solved. ``"g_design"`` uses the same
+criterion by default whenever the batch is smaller than the dimension
+(:mod:`alband.policies.design_based`), with a ridge relative to the pool's
+scale (``ridge * mean ||x||^2 / d``) where this policy's ``ridge`` is absolute.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def evaluate_design(X: np.ndarray, weights: np.ndarray, eps: float = 1e-3, *, it
         log_det = -np.inf
         g = np.full(X64.shape[0], np.inf)
     else:
-        g = np.einsum("ni,ij,nj->n", X64, np.linalg.inv(V), X64)
+        g = np.sum((X64 @ np.linalg.inv(V)) * X64, axis=1)
     max_leverage = float(np.max(g))
     return DesignResult(
         weights=w,

@@ -14,7 +14,17 @@ functions with the same keys:
 * :func:`affordable`: which proposed items are bought: fresh (never queried)
   and within the budget, in batch order, stopping at the first item whose
   reservation does not fit (:func:`alband.costs.affordable_prefix`);
-* :func:`train`: warm-started refit on the training buffer.
+* :func:`train`: warm-started refit on the filled part of the training buffer.
+
+Training on the filled part. The buffer has a static capacity ``M`` (the most
+labels a run can buy), but after ``r`` rounds only ``n_train`` slots hold
+labels. :func:`train` fits on the shortest prefix of the buffer among
+``256, 512, 1024, ..., M`` that holds every filled slot, chosen by
+``lax.switch``: the empty slots weigh 0, so the minimiser is the same, and a
+200-round run with batches of 10 fits on about 1,350 rows per round on average
+instead of 2,010. Under ``jax.vmap`` with a batched ``n_train`` the switch
+becomes a select that evaluates every prefix, which is why the simulator at
+scale maps seeds one at a time (:func:`alband.simulate.simulate_many`).
 """
 
 from __future__ import annotations
@@ -58,10 +68,40 @@ def initial_indices(key: Array, n_items: int, n_initial: int) -> Array:
     return jax.lax.top_k(jax.random.uniform(key, (n_items,)), n_initial)[1].astype(jnp.int32)
 
 
+# Shortest buffer prefix :func:`train` fits on (then doubling up to the capacity).
+MIN_TRAIN_ROWS = 256
+
+
+def train_prefix_sizes(capacity: int) -> tuple[int, ...]:
+    """The buffer prefixes :func:`train` chooses from: ``256, 512, ...`` below ``capacity``, then ``capacity``."""
+    sizes = []
+    size = MIN_TRAIN_ROWS
+    while size < capacity:
+        sizes.append(size)
+        size *= 2
+    return (*sizes, capacity)
+
+
 @partial(jax.jit, static_argnums=0)
 def train(model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: LabelState) -> SoftmaxParams:
-    """Refit the learner on the labels bought so far, warm-started from ``params``."""
-    return fit(model, params, x[state.train_index], state.train_label, state.train_weight)
+    """Refit the learner on the labels bought so far, warm-started from ``params``.
+
+    Fits on the shortest prefix of the buffer that holds all ``n_train`` filled
+    slots (module docstring); the result is the fit on the whole buffer.
+    """
+    sizes = train_prefix_sizes(state.train_index.shape[0])
+
+    def fit_prefix(rows: int):
+        def run(params: SoftmaxParams) -> SoftmaxParams:
+            index = state.train_index[:rows]
+            return fit(model, params, x[index], state.train_label[:rows], state.train_weight[:rows])
+
+        return run
+
+    if len(sizes) == 1:
+        return fit_prefix(sizes[0])(params)
+    branch = jnp.searchsorted(jnp.asarray(sizes[:-1], jnp.int32), state.n_train, side="left")
+    return jax.lax.switch(branch, [fit_prefix(rows) for rows in sizes], params)
 
 
 def round_context(

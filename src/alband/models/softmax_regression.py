@@ -158,9 +158,12 @@ def fit(
 
     def keep_going(carry):
         p, opt_state, it = carry
-        grad = optax.tree.get(opt_state, "grad")
-        grad_norm = optax.tree.norm(grad, ord=jnp.inf)
-        return (it == 0) | ((it < model.max_iter) & (grad_norm >= model.tol))
+        grad_norm = optax.tree.norm(optax.tree.get(opt_state, "grad"), ord=jnp.inf)
+        return (it < model.max_iter) & (grad_norm >= model.tol)
 
-    params, _, _ = jax.lax.while_loop(keep_going, step, (params, solver.init(params), 0))
+    # The first gradient is computed here and handed to the solver's state, so an
+    # already converged warm start costs one evaluation and no step.
+    value, grad = jax.value_and_grad(objective)(params)
+    opt_state = optax.tree.set(solver.init(params), value=value, grad=grad)
+    params, _, _ = jax.lax.while_loop(keep_going, step, (params, opt_state, 0))
     return params

@@ -1,12 +1,19 @@
 # Two entry points for a fresh machine (Python >= 3.11 on PATH as python3):
 #   make demo   install into .venv, then run the demo (BBC News, random vs entropy, three annotators)
 #   make test   install into .venv, then run the whole test suite
+#   make bench-peers  a separate .venv-bench with the `bench` extra (modAL, scikit-activeml, scikit-learn < 1.8),
+#                     then the acquisition benchmark with the peer rows filled
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench bench-peers clean
+
+BENCH_PYTHON ?= python3.11
+BENCH_VENV   := .venv-bench
+BENCH_PY     := $(BENCH_VENV)/bin/python
+BENCH_STAMP  := $(BENCH_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +28,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2
+
+# The peers need scikit-learn < 1.8 (modAL 0.4.2.1 breaks with 1.8), which the main .venv cannot have:
+# they get a virtualenv of their own. It ignores itself in git.
+$(BENCH_STAMP): pyproject.toml
+	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	echo '*' > $(BENCH_VENV)/.gitignore
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e '.[bench]'
+	$(BENCH_PY) -c "import modAL.uncertainty, skactiveml.pool, sklearn; print('peers:', sklearn.__version__)"
+	touch $(BENCH_STAMP)
+
+bench-peers: $(BENCH_STAMP)
+	JAX_PLATFORMS=cpu $(BENCH_VENV)/bin/alband bench acquisition --json
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

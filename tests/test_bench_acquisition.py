@@ -38,8 +38,11 @@ def test_peers_are_null_when_not_installed(small_run):
         assert "not installed" in out["peers_skipped"]["modAL"]
     if importlib.util.find_spec("skactiveml") is None:
         assert out["skactiveml_badge_seconds"] is None and out["skactiveml_badge_ratio"] is None
-        assert out["skactiveml_margin_ratio"] is None
+        assert out["skactiveml_margin_ratio"] is None and out["skactiveml_margin_overlap"] is None
+        assert out["skactiveml_badge_distinct"] is None
         assert "not installed" in out["peers_skipped"]["scikit-activeml"]
+    if importlib.util.find_spec("modAL") is None and importlib.util.find_spec("skactiveml") is None:
+        assert out["peer_model_max_abs_diff"] is None
 
 
 def test_bad_sizes_are_named():
@@ -73,3 +76,6 @@ def test_a_peer_is_timed_when_importable(monkeypatch):
     assert out["modal_margin_seconds"] > 0
     assert out["modal_margin_ratio"] == pytest.approx(out["modal_margin_seconds"] / out["margin_topk_seconds"])
     assert "modAL" not in out["peers_skipped"]
+    # The peer's model is ours (same W, b, softmax), so its margin batch is ours.
+    assert out["peer_model_max_abs_diff"] < 1e-6
+    assert out["modal_margin_overlap"] == 1.0

@@ -14,15 +14,26 @@ uniform nor one-hot.
   ``ratio = score_topk_seconds / read_roof_seconds``.
 * At ``diversity_n`` items (the first rows of the same pool, default 10,000) with
   1% of them labelled: the time for one batch by BADGE, coreset (k-center
-  greedy, including the distances to the labelled items), the rounded
-  G-optimal design (``g_design``; also on the top 64 principal directions,
-  ``g_design_pca64``) and GO. The target is 0.2 s per batch of 100.
+  greedy, including the distances to the labelled items), the G-optimal batch
+  (``g_design`` with its defaults: at ``B < d`` the regularised design
+  conditioned on the labelled items, greedy rank-1; also on the top 64
+  principal directions, ``g_design_pca64``, where ``B >= 64`` makes it the
+  Frank-Wolfe design + rounding), GO and ``d_greedy``. The target is 0.2 s per
+  batch of 100.
 * Peers, when the optional ``bench`` extra is installed (modAL,
-  scikit-activeml): modAL's and scikit-activeml's margin query on the same pool
-  and scikit-activeml's BADGE on the same ``diversity_n`` items, with a
-  scikit-learn ``LogisticRegression`` carrying the same ``W`` and ``b``, no refit
-  (``fit_clf=False``). Absent packages give ``None`` timings and ratios and a
-  reason in ``peers_skipped``.
+  scikit-activeml): modAL's ``margin_sampling`` and scikit-activeml's
+  ``UncertaintySampling(method="margin_sampling")`` on the same pool (every row
+  a candidate, as in ours), and scikit-activeml's ``Badge`` on the same
+  ``diversity_n`` items with the same labelled rows excluded, all with batch
+  ``batch``. Their model is a scikit-learn ``LogisticRegression`` carrying the
+  same ``W`` and ``b`` (multinomial softmax, the same probabilities:
+  ``peer_model_max_abs_diff`` checks it on 1,000 rows), never refitted
+  (``fit_clf=False``). ``*_overlap`` is the share of a peer's margin batch
+  that is also in ours (1.0 up to float32-vs-float64 near-ties at the cut);
+  ``skactiveml_badge_distinct`` counts the distinct indices of its BADGE batch
+  (its issue 586: duplicates). Ratios are peer seconds / ours (margin:
+  ``margin_topk_seconds``; BADGE: ``badge_seconds``). Absent packages give
+  ``None`` timings and ratios and a reason in ``peers_skipped``.
 
 Every timing is the median of ``repeats`` calls (default 5) *after* a warm-up
 call (compilation, and first touch of freshly allocated memory, which is about
@@ -216,7 +227,9 @@ def bench_acquisition(
         out[f"{label}_seconds"] = timing["seconds"]
         out[f"{label}_first_seconds"] = timing["first"]
 
-    out.update(_peers(X_host, W_host, b_host, queried, m, batch, div_batch, repeats, seed, out, with_peers))
+    our_margin_picks = np.asarray(margin_topk(X, W, b)[1])
+    out.update(_peers(X_host, W_host, b_host, queried, m, batch, div_batch, repeats, seed, out, with_peers,
+                      our_margin_picks))
     out["machine"] = acquisition_machine_info()
     return out
 
@@ -235,7 +248,8 @@ def _sklearn_model(W: np.ndarray, b: np.ndarray, seed: int):
     return clf
 
 
-def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peers) -> dict[str, Any]:
+def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peers,
+           our_margin_picks=None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "modal_margin_seconds": None,
         "skactiveml_margin_seconds": None,
@@ -243,12 +257,28 @@ def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peer
         "modal_margin_ratio": None,
         "skactiveml_margin_ratio": None,
         "skactiveml_badge_ratio": None,
+        "modal_margin_overlap": None,
+        "skactiveml_margin_overlap": None,
+        "skactiveml_badge_distinct": None,
+        "peer_model_max_abs_diff": None,
         "peers_skipped": {},
     }
     skipped = result["peers_skipped"]
     if not with_peers:
         skipped["all"] = "with_peers=False"
         return result
+
+    def overlap(picks) -> float | None:
+        if our_margin_picks is None:
+            return None
+        return len(set(np.asarray(picks).tolist()) & set(np.asarray(our_margin_picks).tolist())) / batch
+
+    def same_model(predict_proba) -> float:
+        rows = X[:1000]
+        logits = rows.astype(np.float64) @ W.astype(np.float64) + b.astype(np.float64)
+        expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+        expected /= expected.sum(axis=1, keepdims=True)
+        return float(np.max(np.abs(np.asarray(predict_proba(rows)) - expected)))
 
     try:
         from modAL.uncertainty import margin_sampling
@@ -257,9 +287,11 @@ def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peer
     else:
         try:
             clf = _sklearn_model(W, b, seed)
+            result["peer_model_max_abs_diff"] = same_model(clf.predict_proba)
             timing = _timed(lambda: np.asarray(_first(margin_sampling(clf, X, n_instances=batch))), repeats)
             result["modal_margin_seconds"] = timing["seconds"]
             result["modal_margin_ratio"] = timing["seconds"] / ours["margin_topk_seconds"]
+            result["modal_margin_overlap"] = overlap(_first(margin_sampling(clf, X, n_instances=batch)))
         except Exception as err:  # a peer's failure must not hide our numbers
             skipped["modAL"] = f"failed: {type(err).__name__}: {err}"
 
@@ -272,31 +304,37 @@ def _peers(X, W, b, queried, m, batch, div_batch, repeats, seed, ours, with_peer
     try:
         from sklearn.linear_model import LogisticRegression
 
-        n, d = X.shape
+        n = X.shape[0]
         c = W.shape[1]
-        rng = np.random.default_rng(seed + 2)
 
-        def wrapped(x_pool: np.ndarray, labelled: np.ndarray):
-            y = np.full(x_pool.shape[0], np.nan)
-            y[labelled] = np.arange(labelled.size) % c
+        def wrapped(x_fit: np.ndarray):
+            """A scikit-activeml classifier fitted on a few rows, then given our W and b."""
+            y_fit = np.arange(x_fit.shape[0]) % c
             clf = SklearnClassifier(LogisticRegression(max_iter=50), classes=np.arange(c), random_state=seed)
-            clf.fit(x_pool[labelled], y[labelled])
+            clf.fit(x_fit, y_fit)
             clf.estimator_.coef_ = W.T.astype(np.float64)
             clf.estimator_.intercept_ = b.astype(np.float64)
-            return clf, y
+            return clf
 
-        labelled = rng.choice(n, max(4 * c, n // 100), replace=False)
-        clf, y = wrapped(X, labelled)
+        clf = wrapped(X[: 4 * c])
+        if result["peer_model_max_abs_diff"] is None:
+            result["peer_model_max_abs_diff"] = same_model(clf.predict_proba)
+        y_pool = np.full(n, np.nan)  # every row a candidate, as in our margin_topk and modAL
         margin_qs = UncertaintySampling(method="margin_sampling", random_state=seed)
-        timing = _timed(lambda: margin_qs.query(X, y, clf, fit_clf=False, batch_size=batch), repeats)
+        timing = _timed(lambda: margin_qs.query(X, y_pool, clf, fit_clf=False, batch_size=batch), repeats)
         result["skactiveml_margin_seconds"] = timing["seconds"]
         result["skactiveml_margin_ratio"] = timing["seconds"] / ours["margin_topk_seconds"]
+        result["skactiveml_margin_overlap"] = overlap(margin_qs.query(X, y_pool, clf, fit_clf=False,
+                                                                      batch_size=batch))
 
-        clf_div, y_div = wrapped(X[:m], np.flatnonzero(queried))
+        y_div = np.full(m, np.nan)
+        y_div[queried] = np.flatnonzero(queried) % c  # labelled rows: not candidates, as in ours
         badge_qs = Badge(random_state=seed)
-        timing = _timed(lambda: badge_qs.query(X[:m], y_div, clf_div, fit_clf=False, batch_size=div_batch), repeats)
+        timing = _timed(lambda: badge_qs.query(X[:m], y_div, clf, fit_clf=False, batch_size=div_batch), repeats)
         result["skactiveml_badge_seconds"] = timing["seconds"]
         result["skactiveml_badge_ratio"] = timing["seconds"] / ours["badge_seconds"]
+        picks = badge_qs.query(X[:m], y_div, clf, fit_clf=False, batch_size=div_batch)
+        result["skactiveml_badge_distinct"] = len(set(np.asarray(picks).tolist()))
     except Exception as err:  # a peer's failure must not hide our numbers
         skipped["scikit-activeml"] = f"failed: {type(err).__name__}: {err}"
     return result

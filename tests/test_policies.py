@@ -90,3 +90,33 @@ def test_random_policy_is_uniform_over_unqueried_items():
 def test_top_unqueried_breaks_ties_by_pool_index():
     index = top_unqueried(jnp.zeros(6), jnp.array([True, False, False, True, False, False]), 3)
     assert np.asarray(index).tolist() == [1, 2, 4]
+
+
+def test_top_unqueried_tie_break_is_the_same_under_vmap():
+    scores = jnp.array([[0.5, 0.5, 0.5, 0.1, 0.5, 0.9], [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]], jnp.float32)
+    queried = jnp.array([[False, True, False, False, False, False], [True, False, False, False, False, False]])
+    batched = np.asarray(jax.vmap(lambda s, q: top_unqueried(s, q, 3))(scores, queried))
+    assert batched.tolist() == [[5, 0, 2], [1, 2, 3]]
+    for k in range(2):
+        assert batched[k].tolist() == np.asarray(top_unqueried(scores[k], queried[k], 3)).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), batch=st.integers(1, 20), delta=st.sampled_from([0.0, 1e-7, 1e-5, 1e-3, 0.1]))
+def test_perturbed_scores_exchange_only_items_near_the_cut(seed, batch, delta):
+    # The documented tolerance: scores moved by <= delta change the batch only within 2 delta of the B-th score.
+    rng = np.random.default_rng(seed)
+    n = 40
+    scores = rng.uniform(-1.0, 1.0, n).astype(np.float32)
+    scores[rng.integers(n, size=5)] = scores[0]  # exact ties too
+    moved = (scores + rng.uniform(-delta, delta, n)).astype(np.float32)
+    moved_by = float(np.max(np.abs(moved.astype(np.float64) - scores)))
+    queried = rng.random(n) < 0.3
+    batch = min(batch, int((~queried).sum()))
+    before = set(np.asarray(top_unqueried(jnp.asarray(scores), jnp.asarray(queried), batch)).tolist())
+    after = set(np.asarray(top_unqueried(jnp.asarray(moved), jnp.asarray(queried), batch)).tolist())
+    cut = np.sort(scores[~queried])[::-1][batch - 1]
+    for i in before ^ after:
+        assert abs(float(scores[i]) - float(cut)) <= 2 * moved_by + 1e-7
+    if moved_by == 0.0:
+        assert before == after

@@ -51,6 +51,7 @@ def empty_label_state(n_items: int, capacity: int) -> LabelState:
     )
 
 
+@jax.jit
 def record_annotations(
     state: LabelState,
     index: Array,
@@ -66,6 +67,7 @@ def record_annotations(
     prefix when the budget ran out), ``cost_usd`` (B,) what each cost,
     ``weight`` the learner's weight of each label (annotator quality).
     Accepted items are appended to the training buffer in batch order.
+    Jitted, so that the live loop's one call per round is one dispatch.
     """
     accepted = accepted.astype(bool)
     weight = jnp.broadcast_to(jnp.asarray(weight, jnp.float32), index.shape)
@@ -84,6 +86,7 @@ def record_annotations(
     )
 
 
+@jax.jit
 def n_labeled(state: LabelState) -> Array:
     """Number of items annotated with a valid label."""
     return jnp.sum(state.train_weight > 0)

@@ -75,6 +75,7 @@ def predict(params: SoftmaxParams, x: Array) -> Array:
     return jnp.argmax(x @ params.w + params.b, axis=-1).astype(jnp.int32)
 
 
+@jax.jit
 def accuracy(params: SoftmaxParams, x: Array, y: Array) -> Array:
     """Share of rows whose most probable class equals ``y``."""
     return jnp.mean((predict(params, x) == y).astype(jnp.float32))

@@ -25,12 +25,38 @@ committed before the next request. A resumed run replays the rounds from the
 start: items whose answers are in the ledger are taken from it, not bought
 again, and the budget starts from everything the ledger holds (reservations
 left by a crash included), so a resumed run never exceeds its budget.
+
+Several annotators and a router (``routing``, a :class:`RoutingSettings`).
+Each fresh proposed item is routed in batch order by the steps of
+:mod:`alband.simulate.routed`, the simulator's own: the router's jitted
+``decide`` sees the item's embedding, each arm's price quote (the arm's
+``max_cost_usd`` for the item), the dollars left and the labels still to buy;
+every arm of ``pay`` and of the audit is paid through the ledger protocol
+above (one ledger row per (item, annotator)); the arms of ``pay`` are reserved
+all or none (the first item they do not fit ends the purchases), the audit's
+arms are added when they fit too. The label is the auditor's answer when the
+auditor was paid (it is taken as truth), else ``label_arm``'s; the verdicts of
+the other paid arms are fed back (``Feedback``) and the router updated. With
+``feedback = "gold"`` (simulated annotators only) every paid arm is checked
+against the pool's gold label instead, as in the simulator's free-feedback
+setting. Keys follow the simulator's scheme, so with simulated annotators a
+live run buys exactly the items, arms and labels :func:`alband.simulate.simulate`
+predicts for the same seed; a resumed run reuses the answers the ledger holds
+for each (item, annotator) and replays the router to the same state.
+
+Costs the policy sees (``ctx.cost_usd``) and the price quotes come from
+:func:`pool_costs_usd`, vectorised over the pool: a simulated annotator's
+arrays, a human's flat price, and for an LLM annotator the byte bound its
+``max_cost_usd`` reserves (UTF-8 bytes of the item's text plus the fixed
+prompt overhead), checked against ``max_cost_usd`` itself.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Iterator
+from functools import partial
+from typing import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +68,7 @@ from alband.errors import AlbandError, AnnotatorError, BudgetExhausted
 from alband.models.softmax_regression import SoftmaxRegression, accuracy, init_params
 from alband.policies.base import QueryPolicy
 from alband.pool import empty_label_state, n_labeled, record_annotations
+from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.rounds import (
     initial_indices,
     propose,
@@ -50,6 +77,18 @@ from alband.rounds import (
     run_keys,
     train,
     update_policy,
+)
+from alband.routing.base import Router
+from alband.routing.label_weights import check_label_weight
+from alband.simulate.annotator_model import reserve_usd
+from alband.simulate.routed import (
+    finish_batch,
+    init_carry,
+    item_context,
+    item_keys,
+    observe_item,
+    plan_payment,
+    routing_setup,
 )
 from alband.stopping.history import history_from_rows
 from alband.stopping.rules import StoppingRule
@@ -63,6 +102,10 @@ from alband.stopping.signals import (
 from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
 from alband.task import Task
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_MODES = ("audit", "gold")
 
 
 @dataclass
@@ -79,6 +122,8 @@ class RoundEvent:
     proposed: list[int] = field(default_factory=list)
     accepted: list[bool] = field(default_factory=list)
     stop_reason: str | None = None
+    labels: list[int] = field(default_factory=list)  # per proposed item, -1 where not bought or invalid
+    label_arms: list[int] = field(default_factory=list)  # arm that produced each label, -1 where not bought
 
     def metrics(self) -> dict:
         """The round's line of ``metrics.jsonl``."""
@@ -107,6 +152,78 @@ class LoopSettings:
     budget_usd: float
     stopping: StoppingRule | None = None
     stop_set_size: int = 500
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """How a live run with several annotators routes items (module docstring).
+
+    ``auditor`` is the arm index of the auditor (-1: none); ``feedback`` is
+    ``"audit"`` (verdicts against the auditor's answer, observed only when it
+    is paid) or ``"gold"`` (every paid arm against the gold label; simulated
+    annotators only); ``label_weight`` is a mode of
+    :mod:`alband.routing.label_weights`, ``configured_weights`` the
+    annotators' configured weights in arm order (default 1).
+    """
+
+    router: Router
+    auditor: int = -1
+    feedback: str = "audit"
+    label_weight: str = "configured"
+    configured_weights: tuple[float, ...] | None = None
+
+
+def _llm_max_costs_usd(annotator, text_bytes: np.ndarray) -> np.ndarray | None:
+    """An LLM annotator's ``max_cost_usd`` for every item at once, or None if it cannot be reproduced.
+
+    The bound is affine in the item text's UTF-8 bytes: the prompt's other
+    bytes and the chat overheads are the same for every item, so the input
+    bound is ``input_token_bound(empty item) + bytes(text)``; the dollars are
+    then computed with the very operations of ``max_cost_usd`` (float64).
+    """
+    try:
+        price = annotator.price
+        fixed = int(annotator.input_token_bound(Item(0, "", "")))
+        multiplier = max(1.0, annotator.api.cache_write_multiplier_bound(price), price.cache_read_multiplier)
+        tokens = fixed + np.asarray(text_bytes, np.int64)
+        input_usd = tokens * price.input_usd_per_mtok * multiplier
+        output_usd = annotator.max_tokens * price.output_usd_per_mtok
+        return (input_usd + output_usd) / 1e6 + price.usd_per_label
+    except (AttributeError, TypeError):
+        return None
+
+
+def pool_costs_usd(annotator: Annotator, task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """``(expected, largest)`` dollars of asking ``annotator`` about each pool item (float64, (N,)).
+
+    The largest is the amount the budget reserves before the call (and the
+    router's price quote); the expected one is what cost-aware policies see:
+    a simulated annotator's actual price, else the same bound. Vectorised over
+    the pool (no prompt is built per item); an annotator of an unknown kind
+    is asked item by item.
+    """
+    n_items = task.n_items
+    if isinstance(annotator, SimulatedLiveAnnotator):
+        bound = np.asarray(reserve_usd(annotator.model, jnp.asarray(annotator.text_bytes)), np.float64)
+        return annotator.expected_cost_usd(), bound
+    from alband.annotators.human import HumanAnnotator
+    from alband.annotators.llm_common import LLMAnnotator
+
+    if isinstance(annotator, HumanAnnotator):
+        bound = np.full(n_items, float(annotator.max_cost_usd(Item(0, "", ""))))
+        return bound, bound
+    if isinstance(annotator, LLMAnnotator) and task.texts is not None:
+        bound = _llm_max_costs_usd(annotator, task.text_bytes)
+        if bound is not None:
+            # The same numbers as max_cost_usd, checked on the shortest and the longest text.
+            probes = {int(np.argmin(task.text_bytes)), int(np.argmax(task.text_bytes))}
+            if all(bound[i] == annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in probes):
+                return bound, bound
+        log.warning("annotator %s: the vectorised cost bound does not reproduce max_cost_usd; "
+                    "computing it item by item", annotator.name)
+    bound = np.array([annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in range(n_items)],
+                     np.float64)
+    return bound, bound
 
 
 class _StopWatch:
@@ -197,18 +314,178 @@ class _Purchaser:
         self.guard.settle(reservation, annotation.cost_usd)
         return annotation
 
+def _decide_item(router: Router, auditor: int, capacity: int, router_state, item, x, quote, spent, budget,
+                 n_train, key):
+    """Context, decision and payment plan of one item (jitted by :class:`_RoutedPurchaser`)."""
+    ctx = item_context(item, x, quote, spent, budget, n_train, capacity)
+    decision = router.decide(router_state, ctx, key)
+    return ctx, decision.stop, plan_payment(decision, auditor)
+
+
+class _RoutedPurchaser:
+    """Buys the items of one batch in order, each from the arms its router names (module docstring)."""
+
+    def __init__(self, annotators: Sequence[Annotator], routing: RoutingSettings, ledger: Ledger,
+                 guard: BudgetGuard, task: Task, annotate_key, quote_usd: np.ndarray, budget_usd: float,
+                 capacity: int) -> None:
+        self.annotators = list(annotators)
+        self.routing = routing
+        self.ledger = ledger
+        self.guard = guard
+        self.task = task
+        self.annotate_key = annotate_key
+        self.capacity = capacity
+        self.exhausted = False
+        n_arms = len(self.annotators)
+        self.auditor = routing.auditor if routing.feedback == "audit" else -1
+        self.quote = jnp.asarray(quote_usd, jnp.float32)  # (K, N)
+        self.budget = jnp.float32(budget_usd)
+        self.x = jnp.asarray(task.x)
+        self.gold = np.asarray(task.y, np.int32)
+        weights = routing.configured_weights or (1.0,) * n_arms
+        self.configured = jnp.asarray(weights, jnp.float32)
+        router = routing.router
+        setup = routing_setup(self.quote, task.x.shape[1], self.auditor, self.budget, capacity)
+        self.carry = init_carry(router, setup, capacity)
+        self._decide = jax.jit(partial(_decide_item, router, self.auditor, capacity))
+        self._observe = jax.jit(partial(observe_item, router, self.auditor))
+        self._finish = jax.jit(finish_batch, static_argnames=("label_weight", "auditor"))
+
+    def buy(self, round_index: int, index: np.ndarray, state):
+        n_arms = len(self.annotators)
+        batch = index.shape[0]
+        labels = np.full(batch, -1, np.int32)
+        accepted = np.zeros(batch, bool)
+        spend = np.zeros(batch, np.float32)
+        source = np.full(batch, -1, np.int32)
+        bought: list[Annotation] = []
+        reused = 0
+        queried = np.asarray(state.queried)
+        spent = state.spent_usd  # the core's float32 running sum, as in the simulator's scan
+        n_train = int(state.n_train)
+        keys = item_keys(self.annotate_key, round_index, batch)
+        for pos, pool_index in enumerate(index.tolist()):
+            if queried[pool_index] or self.exhausted:
+                continue
+            k_decide, k_update = jax.random.split(keys[pos])
+            ctx, stop, payment = self._decide(self.carry.router, jnp.int32(pool_index), self.x[pool_index],
+                                              self.quote[:, pool_index], spent, self.budget,
+                                              jnp.int32(n_train), k_decide)
+            if bool(stop):
+                self.exhausted = True
+                continue
+            if int(payment.label_arm) < 0:
+                continue
+            outcome = self._pay(round_index, pool_index, np.asarray(payment.pay), np.asarray(payment.audit))
+            if outcome is None:
+                self.exhausted = True
+                continue
+            paid, answers, costs, new, n_reused = outcome
+            bought += new
+            reused += n_reused
+            self.carry, label, arm, item_spend = self._observe(
+                self.carry, ctx, payment.label_arm, jnp.asarray(paid), jnp.asarray(answers),
+                jnp.asarray(costs), jnp.int32(self.gold[pool_index]), jnp.bool_(True), k_update,
+            )
+            accepted[pos] = True
+            labels[pos], source[pos], spend[pos] = int(label), int(arm), float(item_spend)
+            spent = spent + item_spend
+            n_train += 1
+        state, self.carry = self._finish(
+            state, self.carry, jnp.asarray(index), jnp.asarray(labels), jnp.asarray(accepted), jnp.asarray(spend),
+            jnp.asarray(source), label_weight=self.routing.label_weight, configured_weight=self.configured,
+            auditor=self.auditor,
+        )
+        return state, labels, accepted, source, bought, reused
+
+    def _reserve_all(self, arms, max_costs) -> list | None:
+        """Guard reservations for ``arms``, all or none."""
+        taken = []
+        for k in arms:
+            try:
+                taken.append(self.guard.reserve(max_costs[k]))
+            except BudgetExhausted:
+                for reservation in taken:
+                    self.guard.release(reservation)
+                return None
+        return taken
+
+    def _pay(self, round_index: int, pool_index: int, pay: np.ndarray, audit: np.ndarray):
+        """Pay the arms of ``pay`` (all or none) and of ``audit`` (if they fit too) for one item.
+
+        Returns ``(paid, answers, costs, bought, reused)`` or None when ``pay`` does not fit.
+        """
+        n_arms = len(self.annotators)
+        item = Item(pool_index, str(self.task.ids[pool_index]), self.task.text(pool_index))
+        known = {k: self.ledger.annotation_for(pool_index, self.annotators[k].name)
+                 for k in np.flatnonzero(pay | audit).tolist()}
+        max_costs = {k: float(self.annotators[k].max_cost_usd(item)) for k, a in known.items() if a is None}
+        pay_arms = [k for k in np.flatnonzero(pay).tolist() if known[k] is None]
+        audit_arms = [k for k in np.flatnonzero(audit).tolist() if known[k] is None]
+        reservations = self._reserve_all(pay_arms, max_costs)
+        if reservations is None:
+            return None
+        audit_reservations = self._reserve_all(audit_arms, max_costs)
+        paid = pay.copy()
+        if audit_reservations is None:
+            audit_reservations, audit_arms = [], []
+            audit_known = [k for k in np.flatnonzero(audit).tolist() if known[k] is not None]
+            # An audit answer already in the ledger is used only with the whole audit.
+            if len(audit_known) == int(audit.sum()):
+                paid |= audit
+        else:
+            paid |= audit
+        open_reservations = dict(zip(pay_arms + audit_arms, reservations + audit_reservations))
+        answers = np.full(n_arms, -1, np.int32)
+        costs = np.zeros(n_arms, np.float32)
+        bought: list[Annotation] = []
+        reused = 0
+        try:
+            for k in np.flatnonzero(paid).tolist():
+                annotation = known[k]
+                if annotation is not None:
+                    reused += 1
+                else:
+                    annotation = self._call(round_index, item, k, max_costs[k], open_reservations.pop(k))
+                    bought.append(annotation)
+                answers[k] = -1 if annotation.label is None else annotation.label
+                costs[k] = annotation.cost_usd
+        finally:
+            for reservation in open_reservations.values():  # arms not called (a failure ended the item)
+                self.guard.release(reservation)
+        return paid, answers, costs, bought, reused
+
+    def _call(self, round_index: int, item: Item, arm: int, max_cost: float, reservation) -> Annotation:
+        annotator = self.annotators[arm]
+        row = self.ledger.reserve(round_index, item.pool_index, item.item_id, annotator.name, max_cost)
+        try:
+            annotation = annotator.annotate(item)
+        except AnnotatorError:
+            self.ledger.release(row)
+            self.guard.release(reservation)
+            raise
+        self.ledger.settle(row, annotation)
+        self.guard.settle(reservation, annotation.cost_usd)
+        return annotation
+
+
 def live_rounds(
     settings: LoopSettings,
     task: Task,
-    annotator: Annotator,
+    annotator: Annotator | Sequence[Annotator],
     ledger: Ledger,
     *,
     expected_cost_usd: np.ndarray | None = None,
     label_weight: float = 1.0,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    routing: RoutingSettings | None = None,
 ) -> Iterator[RoundEvent]:
     """Run (or resume) the loop, yielding one event per round (module docstring).
 
+    Without ``routing``, ``annotator`` labels every item and its labels weigh
+    ``label_weight``; with it, ``annotator`` is the sequence of annotators in
+    arm order. ``expected_cost_usd`` overrides what the policy sees as each
+    item's cost ((N,), or (K, N) with routing, averaged over the arms).
     ``validation`` = ``(x_val, y_val)``, a labelled validation set for rules that read it.
     """
     n_items, n_features = task.x.shape
@@ -220,14 +497,21 @@ def live_rounds(
     keys = run_keys(settings.seed)
     x = jnp.asarray(task.x)
     x_test, y_test = jnp.asarray(task.x_test), jnp.asarray(task.y_test)
-    if expected_cost_usd is None:
-        expected_cost_usd = np.array(
-            [annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in range(n_items)]
-        )
-    cost = jnp.asarray(expected_cost_usd, jnp.float32)
     guard = BudgetGuard(Budget(settings.budget_usd, spent_usd=ledger.spent_usd()))
-    purchaser = _Purchaser(annotator, ledger, guard, task)
     capacity = settings.n_initial + settings.batch_size * settings.n_rounds
+    if routing is None:
+        if expected_cost_usd is None:
+            expected_cost_usd = pool_costs_usd(annotator, task)[0]
+        cost = jnp.asarray(expected_cost_usd, jnp.float32)
+        purchaser = _Purchaser(annotator, ledger, guard, task)
+    else:
+        annotators = _check_routing(routing, annotator, task)
+        costs = [pool_costs_usd(a, task) for a in annotators]
+        expected = np.stack([c[0] for c in costs]) if expected_cost_usd is None else np.asarray(expected_cost_usd)
+        cost = jnp.mean(jnp.asarray(expected, jnp.float32), axis=0) if expected.ndim == 2 else jnp.asarray(
+            expected, jnp.float32)
+        purchaser = _RoutedPurchaser(annotators, routing, ledger, guard, task, keys.annotate,
+                                     np.stack([c[1] for c in costs]), settings.budget_usd, capacity)
     state = empty_label_state(n_items, capacity)
     learner = settings.learner
     if settings.stopping is not None and settings.stopping.needs_validation and validation is None:
@@ -239,15 +523,19 @@ def live_rounds(
     def buy(round_index: int, index):
         nonlocal state
         index = np.asarray(index)
+        if routing is not None:
+            state, labels, accepted, arms, bought, reused = purchaser.buy(round_index, index, state)
+            return labels, accepted, arms, bought, reused
         labels, accepted, costs, bought, reused = purchaser.buy(
             round_index, index, np.asarray(state.queried)
         )
         state = record_annotations(
             state, jnp.asarray(index), jnp.asarray(labels), jnp.asarray(accepted), jnp.asarray(costs), label_weight
         )
-        return labels, accepted, bought, reused
+        return labels, accepted, np.where(accepted, 0, -1), bought, reused
 
-    def event(round_index, index, accepted, bought, reused, params, stop_reason=None) -> RoundEvent:
+    def event(round_index, index, bought_round, params, stop_reason=None) -> RoundEvent:
+        labels, accepted, arms, bought, reused = bought_round
         return RoundEvent(
             round=round_index,
             n_labeled=int(n_labeled(state)),
@@ -259,16 +547,18 @@ def live_rounds(
             proposed=[int(i) for i in index],
             accepted=[bool(a) for a in accepted],
             stop_reason=stop_reason,
+            labels=[int(v) if a else -1 for v, a in zip(labels, accepted)],
+            label_arms=[int(v) for v in arms],
         )
 
     initial = initial_indices(keys.init, n_items, settings.n_initial)
-    _, accepted, bought, reused = buy(0, initial)
+    bought_round = buy(0, initial)
     params = train(learner, init_params(learner, n_features), x, state)
     policy_state = settings.policy.init(round_context(x, state, params, cost, 0))
     stop = "budget exhausted" if purchaser.exhausted else ("rounds done" if settings.n_rounds == 0 else None)
     if watch is not None and watch.observe(params, state, purchaser.exhausted, float("nan")):
         stop = stop or settings.stopping.name
-    yield event(0, initial, accepted, bought, reused, params, stop)
+    yield event(0, initial, bought_round, params, stop)
     if stop:
         return
 
@@ -279,7 +569,8 @@ def live_rounds(
         )
         before = state
         uncertainty = float(batch_uncertainty_of(params, x[jnp.asarray(index)])) if watch is not None else 0.0
-        labels, accepted, bought, reused = buy(round_index, index)
+        bought_round = buy(round_index, index)
+        labels, accepted = bought_round[0], bought_round[1]
         policy_state = update_policy(
             settings.policy, new_policy_state, x, before, params, cost, r,
             jnp.asarray(index), jnp.asarray(labels), jnp.asarray(accepted),
@@ -293,7 +584,34 @@ def live_rounds(
             stop = "pool exhausted"
         if watch is not None and watch.observe(params, state, purchaser.exhausted, uncertainty):
             stop = stop or settings.stopping.name
-        yield event(round_index, index, accepted, bought, reused, params, stop)
+        yield event(round_index, index, bought_round, params, stop)
         if stop:
             return
 
+
+
+def _check_routing(routing: RoutingSettings, annotators, task: Task) -> list[Annotator]:
+    """The annotators of a routed run, in arm order, after checking the routing settings against them."""
+    if isinstance(annotators, (str, bytes)) or not isinstance(annotators, Sequence):
+        raise AlbandError("with routing settings, pass the annotators as a sequence in arm order")
+    annotators = list(annotators)
+    if not annotators:
+        raise AlbandError("a routed run needs at least one annotator")
+    names = [a.name for a in annotators]
+    if len(set(names)) != len(names):
+        raise AlbandError(f"annotator names must be unique within a run, got {names}")
+    if not -1 <= routing.auditor < len(annotators):
+        raise AlbandError(f"auditor arm {routing.auditor} is not one of the {len(annotators)} annotators (or -1)")
+    check_label_weight(routing.label_weight)
+    if routing.configured_weights is not None and len(routing.configured_weights) != len(annotators):
+        raise AlbandError(f"configured_weights has {len(routing.configured_weights)} entries for "
+                          f"{len(annotators)} annotators")
+    if routing.feedback not in FEEDBACK_MODES:
+        raise AlbandError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {routing.feedback!r}")
+    if routing.feedback == "gold":
+        real = [a.name for a in annotators if not isinstance(a, SimulatedLiveAnnotator)]
+        if real:
+            raise AlbandError(f"feedback = 'gold' checks answers against the pool's gold labels, a simulation "
+                              f"convenience: annotator '{real[0]}' is not simulated (use feedback = 'audit')")
+        task.require_gold("feedback = 'gold'")
+    return annotators

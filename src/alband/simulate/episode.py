@@ -26,16 +26,27 @@ from the previous round's predictions, so only scalars are stored per round.
 Annotator mixes. With ``config.router`` (an :class:`alband.routing.Router`)
 the ``annotator`` is a stack of ``K`` simulated annotators (every field with a
 leading axis ``K``, e.g. cheap LLM, strong LLM, human: :func:`stack_annotators`).
-Within a batch the items are routed one by one, in batch order: the router
-sees the item's embedding, each arm's price, the dollars left and the labels
-still to buy (the episode's remaining capacity), and names the arms to pay
-and the arm whose answer is the label. The item is bought iff the paid arms'
-reservations fit in the budget; the first item that does not fit (or a
-``Decision.stop``) ends the purchases, as with one annotator. The router then
-learns each paid arm's correctness against the gold label (the routing
-room's free-feedback setting, ``auditor = -1``: a simulation convenience;
-audits a router asks for are not paid). A simulated annotator's price quote
-is its actual cost (both follow from the item's text length).
+Within a batch the items are routed one by one, in batch order, by the steps
+of :mod:`alband.simulate.routed` (shared with the live loop): the router sees
+the item's embedding, each arm's price quote (its reservation, the largest
+possible cost, as a live annotator's ``max_cost_usd``), the dollars left and
+the labels still to buy (the episode's remaining capacity), and names the arms
+to pay and the arm whose answer is the label. The item is bought iff the paid
+arms' reservations fit in the budget; the first item that does not fit (or a
+``Decision.stop``) ends the purchases, as with one annotator. Feedback:
+
+* ``config.auditor = -1`` (free feedback, a simulation convenience): the router
+  learns each paid arm's correctness against the gold label; audits it asks
+  for are not paid;
+* ``config.auditor = a >= 0`` (audited): the audits the router asks for are
+  paid (and counted in the spend) when they fit in the budget; the auditor's
+  answer is the label and the verdicts "agrees with the auditor" of the other
+  paid arms are observed only on items where the auditor was paid.
+
+``config.label_weight`` sets the learner's weight of each label from the arm
+that produced it (:mod:`alband.routing.label_weights`: ``"none"``,
+``"configured"`` = ``annotator.label_weight``, ``"audited"`` = the arm's
+posterior mean accuracy from the verdicts so far).
 Arm ``k`` answers item ``i`` with the key ``fold_in(fold_in(annotate, k), i)``.
 Policies see the mean price over the arms as ``ctx.cost_usd``.
 
@@ -56,6 +67,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
 from alband.models.softmax_regression import SoftmaxParams, SoftmaxRegression, accuracy, init_params
 from alband.policies.base import QueryPolicy
 from alband.pool import LabelState, empty_label_state, n_labeled, record_annotations
@@ -67,12 +79,24 @@ from alband.rounds import (
     run_keys,
     train,
 )
-from alband.routing.base import Feedback, Router, RouterSetup, StepContext
+from alband.routing.base import Router
 from alband.simulate.annotator_model import (
     SimulatedAnnotator,
     annotation_cost_usd,
     noisy_labels,
     reserve_usd,
+)
+from alband.simulate.routed import (  # noqa: F401  (ROUTE_STREAM re-exported)
+    ROUTE_STREAM,
+    RoutingCarry,
+    arm_key,
+    finish_batch,
+    init_carry,
+    item_context,
+    item_keys,
+    observe_item,
+    plan_payment,
+    routing_setup,
 )
 from alband.stopping.history import StopHistory
 from alband.stopping.signals import (
@@ -85,9 +109,6 @@ from alband.stopping.signals import (
 
 Array = jax.Array
 
-# ``fold_in`` constant of the routing key stream (derived from the annotate key).
-ROUTE_STREAM = 0x2047E
-
 
 class EpisodeConfig(NamedTuple):
     """Static settings of an episode (hashable: a jit static argument)."""
@@ -99,6 +120,8 @@ class EpisodeConfig(NamedTuple):
     n_rounds: int
     stop_set_size: int = 500
     router: Router | None = None
+    auditor: int = -1  # with a router: the auditor arm (audited setting), or -1 (free feedback against gold)
+    label_weight: str = "configured"  # with a router: "none" | "configured" | "audited" (alband.routing.label_weights)
 
     @property
     def capacity(self) -> int:
@@ -156,23 +179,6 @@ def arm_costs(annotator: SimulatedAnnotator, data: EpisodeData, routed: bool) ->
     return annotation_cost_usd(annotator, data.text_chars), reserve_usd(annotator, data.text_bytes)
 
 
-def _named(cls, **values):
-    """``cls`` (a NamedTuple of the routing room) from the values its fields name."""
-    return cls(**{name: values[name] for name in cls._fields})
-
-
-def _router_setup(config: EpisodeConfig, cost: Array, budget_usd: Array, dim: int) -> RouterSetup:
-    return RouterSetup(
-        n_arms=int(cost.shape[0]),
-        dim=dim,
-        auditor=-1,
-        budget_usd=budget_usd,
-        n_items=jnp.int32(config.capacity),
-        cost_scale=jnp.max(jnp.mean(cost, axis=1)),
-        cost_max=jnp.max(cost),
-    )
-
-
 @partial(jax.jit, static_argnums=0)
 def simulate(
     config: EpisodeConfig,
@@ -198,65 +204,55 @@ def simulate(
         arm = jnp.where(accepted, 0, -1).astype(jnp.int32)
         return state, (), labels, accepted, exhausted, arm
 
-    def buy_routed(state: LabelState, router_state, index: Array, stopped: Array, route_key: Array):
+    def buy_routed(state: LabelState, carry: RoutingCarry, index: Array, stopped: Array, round_index):
         router = config.router
         n_arms = cost.shape[0]
-        arms = jnp.arange(n_arms)
-        arm_keys = jax.vmap(lambda k: jax.random.fold_in(keys.annotate, k))(arms)
         gold = data.y[index]
         # answers[k, b]: arm k's answer to item index[b] (order-independent keys).
+        arm_keys = jax.vmap(lambda k: arm_key(keys.annotate, k))(jnp.arange(n_arms))
         answers = jax.vmap(lambda ann, k: noisy_labels(ann, k, index, gold))(annotator, arm_keys)
         fresh = ~state.queried[index]
 
-        def item(carry, xs):
-            spent, n_train, r_state, stop = carry
+        def item(carry_, xs):
+            spent, n_train, r_carry, stop = carry_
             pos, item_key = xs
             i = index[pos]
             k_decide, k_update = jax.random.split(item_key)
-            ctx = _named(
-                StepContext, item=i, x=data.x[i], price_usd=cost[:, i], cost_usd=cost[:, i],
-                available=jnp.ones((n_arms,), bool), remaining_usd=budget_usd - spent,
-                items_left=jnp.int32(config.capacity) - n_train,
-            )
-            decision = router.decide(r_state, ctx, k_decide)
-            label_arm = decision.label_arm
-            pay = decision.pay | ((arms == label_arm) & (label_arm >= 0))
-            wants = fresh[pos] & ~stop & (label_arm >= 0)
-            fits = spent + jnp.sum(jnp.where(pay, reserve[:, i], 0.0)) <= budget_usd
+            ctx = item_context(i, data.x[i], reserve[:, i], spent, budget_usd, n_train, config.capacity)
+            decision = router.decide(r_carry.router, ctx, k_decide)
+            payment = plan_payment(decision, config.auditor)
+            wants = fresh[pos] & ~stop & (payment.label_arm >= 0)
+            fits = spent + jnp.sum(jnp.where(payment.pay, reserve[:, i], 0.0)) <= budget_usd
             stop = stop | (fresh[pos] & decision.stop) | (wants & ~fits)
             take = wants & fits & ~stop
-            paid = pay & take
-            spend = jnp.sum(jnp.where(paid, cost[:, i], 0.0))
-            verdict = (answers[:, pos] == gold[pos]).astype(jnp.float32)
-            feedback = _named(
-                Feedback, item=i, x=ctx.x, price_usd=cost[:, i], cost_usd=jnp.where(paid, cost[:, i], 0.0),
-                available=ctx.available, paid=paid, verdict=verdict, observed=paid, spend_usd=spend,
-                remaining_usd=ctx.remaining_usd, items_left=ctx.items_left, active=take,
+            audit_fits = spent + jnp.sum(jnp.where(payment.pay | payment.audit, reserve[:, i], 0.0)) <= budget_usd
+            paid = (payment.pay | (payment.audit & audit_fits)) & take
+            r_carry, label, source, spend = observe_item(
+                router, config.auditor, r_carry, ctx, payment.label_arm, paid,
+                jnp.where(paid, answers[:, pos], -1), cost[:, i], gold[pos], take, k_update,
             )
-            updated = router.update(r_state, feedback, k_update)
-            r_state = jax.tree_util.tree_map(lambda new, old: jnp.where(take, new, old), updated, r_state)
-            arm = jnp.where(take, label_arm, -1).astype(jnp.int32)
-            label = answers[jnp.clip(label_arm, 0, n_arms - 1), pos]
-            return (spent + spend, n_train + take.astype(jnp.int32), r_state, stop), (take, arm, label, spend)
+            return (spent + spend, n_train + take.astype(jnp.int32), r_carry, stop), (take, source, label, spend)
 
         positions = jnp.arange(index.shape[0])
-        (_, _, router_state, exhausted), (accepted, arm, labels, spend) = jax.lax.scan(
-            item, (state.spent_usd, state.n_train, router_state, jnp.asarray(stopped)),
-            (positions, jax.random.split(route_key, index.shape[0])),
+        (_, _, carry, exhausted), (accepted, arm, labels, spend) = jax.lax.scan(
+            item, (state.spent_usd, state.n_train, carry, jnp.asarray(stopped)),
+            (positions, item_keys(keys.annotate, round_index, index.shape[0])),
         )
-        weight = annotator.label_weight[jnp.clip(arm, 0, n_arms - 1)]
-        state = record_annotations(state, index, labels, accepted, spend, weight)
-        return state, router_state, labels, accepted, exhausted, arm
-
-    def route_key(round_index) -> Array:
-        return jax.random.fold_in(jax.random.fold_in(keys.annotate, ROUTE_STREAM), round_index)
+        state, carry = finish_batch(state, carry, index, labels, accepted, spend, arm, config.label_weight,
+                                    annotator.label_weight, config.auditor)
+        return state, carry, labels, accepted, exhausted, arm
 
     def purchase(state, router_state, index, stopped, round_index):
         if routed:
-            return buy_routed(state, router_state, index, stopped, route_key(round_index))
+            return buy_routed(state, router_state, index, stopped, round_index)
         return buy(state, index, stopped)
 
-    router_state = config.router.init(_router_setup(config, cost, budget_usd, n_features)) if routed else ()
+    if routed and not -1 <= config.auditor < cost.shape[0]:
+        raise AlbandError(f"auditor arm {config.auditor} is not one of the {cost.shape[0]} annotators (or -1)")
+    router_state = init_carry(
+        config.router, routing_setup(reserve, n_features, config.auditor, budget_usd, config.capacity),
+        config.capacity,
+    ) if routed else ()
     state = empty_label_state(n_items, config.capacity)
     initial = initial_indices(keys.init, n_items, config.n_initial)
     state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(

@@ -11,6 +11,18 @@ Schema (every key is documented in README, "Config reference")::
     [stopping]    rule = "stabilizing_predictions", the rule's parameters (optional section;
                   alband.stopping), stop_set_size = 500, validation_rows = 0 (test rows
                   held out as the validation set of rules that need one)
+    [routing]     several annotators and a router (optional section; without it one
+                  annotator, [loop] annotator, labels every item):
+                  router = "fixed" | "random" | "cascade" | "contextual_ts" | "bts" | "ucb_bv",
+                  annotators = ["cheap", "strong", "human"] (arm order), auditor = "human"
+                  (optional), feedback = "audit" | "gold", label_weight = "none" |
+                  "configured" | "audited", and the router's parameters:
+                    fixed          arm = a name in annotators (default the first)
+                    cascade        chain = names, cheapest first (default annotators),
+                                   target = 0.95, n_bins = 20, min_count = 20
+                    contextual_ts  exploration = 1.0, dual_kappa = 20.0, lambda0 = 0.0
+                    cascade, contextual_ts, bts, ucb_bv: audit_rate = 0.1, audit_share = 0.2,
+                                   panel_share = 0.1, panel_size = 3 (alband.routing.audit)
 
 Unknown sections or keys, wrong types and impossible values raise
 :class:`~alband.errors.AlbandError` naming the file, the section and the key.
@@ -27,7 +39,26 @@ from typing import Any
 
 from alband.errors import AlbandError
 
-_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping"}
+_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing"}
+
+_NUMBER = (int, float)
+_AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "audit_rate": _NUMBER, "audit_share": _NUMBER, "panel_share": _NUMBER, "panel_size": int,
+}
+#: Each router's parameters in ``[routing]``.
+ROUTER_PARAMETERS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "fixed": {"arm": str},
+    "random": {},
+    "cascade": {"chain": list, "target": _NUMBER, "n_bins": int, "min_count": int, **_AUDIT_KEYS},
+    "contextual_ts": {"exploration": _NUMBER, "dual_kappa": _NUMBER, "lambda0": _NUMBER, **_AUDIT_KEYS},
+    "bts": dict(_AUDIT_KEYS),
+    "ucb_bv": dict(_AUDIT_KEYS),
+}
+#: Routers that learn which annotator to trust from verdicts (they need an auditor, or gold feedback).
+LEARNING_ROUTERS = ("cascade", "contextual_ts", "bts", "ucb_bv")
+_ROUTING_KEYS: dict[str, type | tuple[type, ...]] = {
+    "router": str, "annotators": list, "auditor": str, "feedback": str, "label_weight": str,
+}
 
 _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "simulated": {
@@ -90,6 +121,21 @@ class StoppingConfig:
 
 
 @dataclass(frozen=True)
+class RoutingConfig:
+    """The ``[routing]`` section: a router over several annotators (names in arm order)."""
+
+    router: str
+    params: dict[str, Any]
+    annotators: tuple[str, ...]
+    auditor: str | None = None
+    feedback: str = "audit"
+    label_weight: str = "configured"
+
+    def arm(self, name: str) -> int:
+        return self.annotators.index(name)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration; ``text`` is the TOML it came from."""
 
@@ -104,6 +150,7 @@ class RunConfig:
     source: str
     text: str = field(repr=False, default="")
     stopping: StoppingConfig | None = None
+    routing: RoutingConfig | None = None
 
     @property
     def sha256(self) -> str:
@@ -204,6 +251,12 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator)
 
     stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None
+    routing = _routing(raw["routing"], annotators, source) if "routing" in raw else None
+    if routing is not None and "annotator" in raw["loop"]:
+        raise AlbandError(
+            f"{_where(source, 'loop', 'annotator')}: with a [routing] section the annotators are "
+            "[routing] annotators; remove [loop] annotator"
+        )
 
     return RunConfig(
         data=dict(data),
@@ -217,7 +270,90 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         source=source,
         text=text,
         stopping=stopping,
+        routing=routing,
     )
+
+
+def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingConfig:
+    from alband.routing.label_weights import LABEL_WEIGHT_MODES
+
+    section = "routing"
+    router = table.get("router")
+    if not isinstance(router, str):
+        raise AlbandError(f"{_where(source, section, 'router')} is required "
+                          f"({', '.join(ROUTER_PARAMETERS)})")
+    if router not in ROUTER_PARAMETERS:
+        raise AlbandError(f"{_where(source, section, 'router')}: unknown router '{router}' "
+                          f"(available: {', '.join(ROUTER_PARAMETERS)})")
+    _take(table, {**_ROUTING_KEYS, **ROUTER_PARAMETERS[router]}, source, section)
+
+    names = table.get("annotators")
+    if names is None:
+        raise AlbandError(f"{_where(source, section, 'annotators')} is required: the annotators' names in arm order")
+    arms = _names(names, annotators, source, "annotators")
+    auditor = table.get("auditor")
+    if auditor is not None and auditor not in arms:
+        raise AlbandError(f"{_where(source, section, 'auditor')}: '{auditor}' is not one of annotators "
+                          f"({', '.join(arms)})")
+    feedback = table.get("feedback", "audit")
+    if feedback not in ("audit", "gold"):
+        raise AlbandError(f"{_where(source, section, 'feedback')} must be 'audit' or 'gold', got {feedback!r}")
+    label_weight = table.get("label_weight", "configured")
+    if label_weight not in LABEL_WEIGHT_MODES:
+        raise AlbandError(f"{_where(source, section, 'label_weight')} must be one of "
+                          f"{', '.join(LABEL_WEIGHT_MODES)}, got {label_weight!r}")
+    if feedback == "gold":
+        if auditor is not None:
+            raise AlbandError(f"{_where(source, section, 'auditor')}: feedback = 'gold' checks every paid answer "
+                              "against the gold label; remove auditor, or set feedback = 'audit'")
+        real = [n for n in arms if annotators[n].get("kind", "simulated") != "simulated"]
+        if real:
+            raise AlbandError(f"{_where(source, section, 'feedback')}: 'gold' is a simulation convenience, but "
+                              f"annotator '{real[0]}' is of kind '{annotators[real[0]]['kind']}' (use 'audit')")
+    elif auditor is None and router in LEARNING_ROUTERS:
+        raise AlbandError(f"{_where(source, section, 'auditor')} is required: router '{router}' learns from "
+                          "audits (name the annotator taken as truth), or use feedback = 'gold' in simulation")
+    if label_weight == "audited" and feedback == "audit" and auditor is None:
+        raise AlbandError(f"{_where(source, section, 'label_weight')}: 'audited' weights come from audits; "
+                          "name an auditor")
+
+    params = {k: v for k, v in table.items() if k not in _ROUTING_KEYS}
+    if router == "fixed":
+        arm = params.setdefault("arm", arms[0])
+        if arm not in arms:
+            raise AlbandError(f"{_where(source, section, 'arm')}: '{arm}' is not one of annotators ({', '.join(arms)})")
+    if router == "cascade":
+        params["chain"] = list(_names(params.get("chain", list(arms)), {n: {} for n in arms}, source, "chain"))
+        target = params.get("target", 0.95)
+        if not 0 < target <= 1:
+            raise AlbandError(f"{_where(source, section, 'target')} must be in (0, 1], got {target}")
+        _positive_int(params.get("n_bins", 20), source, section, "n_bins")
+        _positive_int(params.get("min_count", 20), source, section, "min_count", minimum=0)
+    for key, low, high in (("audit_rate", 0.0, 1.0), ("audit_share", 0.0, math.inf),
+                           ("panel_share", 0.0, math.inf), ("exploration", 0.0, math.inf),
+                           ("lambda0", 0.0, math.inf)):
+        if key in params and not (low <= params[key] <= high and math.isfinite(params[key])):
+            raise AlbandError(f"{_where(source, section, key)} must be a finite number in [{low:g}, {high:g}], "
+                              f"got {params[key]}")
+    if "dual_kappa" in params and not (params["dual_kappa"] > 0 and math.isfinite(params["dual_kappa"])):
+        raise AlbandError(f"{_where(source, section, 'dual_kappa')} must be a finite number > 0, "
+                          f"got {params['dual_kappa']}")
+    if "panel_size" in params:
+        _positive_int(params["panel_size"], source, section, "panel_size", minimum=0)
+    return RoutingConfig(router, params, arms, auditor, feedback, label_weight)
+
+
+def _names(names: Any, defined: dict, source: str, key: str) -> tuple[str, ...]:
+    """A non-empty list of distinct names, each defined (``[routing] annotators`` or ``chain``)."""
+    where = _where(source, "routing", key)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise AlbandError(f"{where} must be a non-empty list of annotator names, got {names!r}")
+    for name in names:
+        if name not in defined:
+            raise AlbandError(f"{where}: '{name}' is not defined (defined: {', '.join(defined)})")
+    if len(set(names)) != len(names):
+        raise AlbandError(f"{where}: names must be distinct, got {names!r}")
+    return tuple(names)
 
 
 def _stopping(table: dict, source: str) -> StoppingConfig:

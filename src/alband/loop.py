@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Iterator, Sequence
 
 import jax
@@ -322,6 +322,15 @@ def _decide_item(router: Router, auditor: int, capacity: int, router_state, item
     return ctx, decision.stop, plan_payment(decision, auditor)
 
 
+@lru_cache(maxsize=64)
+def _routing_steps(router: Router, auditor: int, capacity: int):
+    """The jitted per-item steps of a router (cached: a resumed or repeated run does not recompile)."""
+    return jax.jit(partial(_decide_item, router, auditor, capacity)), jax.jit(partial(observe_item, router, auditor))
+
+
+_finish_batch = jax.jit(finish_batch, static_argnames=("label_weight", "auditor"))
+
+
 class _RoutedPurchaser:
     """Buys the items of one batch in order, each from the arms its router names (module docstring)."""
 
@@ -347,9 +356,7 @@ class _RoutedPurchaser:
         router = routing.router
         setup = routing_setup(self.quote, task.x.shape[1], self.auditor, self.budget, capacity)
         self.carry = init_carry(router, setup, capacity)
-        self._decide = jax.jit(partial(_decide_item, router, self.auditor, capacity))
-        self._observe = jax.jit(partial(observe_item, router, self.auditor))
-        self._finish = jax.jit(finish_batch, static_argnames=("label_weight", "auditor"))
+        self._decide, self._observe = _routing_steps(router, self.auditor, capacity)
 
     def buy(self, round_index: int, index: np.ndarray, state):
         n_arms = len(self.annotators)
@@ -391,7 +398,7 @@ class _RoutedPurchaser:
             labels[pos], source[pos], spend[pos] = int(label), int(arm), float(item_spend)
             spent = spent + item_spend
             n_train += 1
-        state, self.carry = self._finish(
+        state, self.carry = _finish_batch(
             state, self.carry, jnp.asarray(index), jnp.asarray(labels), jnp.asarray(accepted), jnp.asarray(spend),
             jnp.asarray(source), label_weight=self.routing.label_weight, configured_weight=self.configured,
             auditor=self.auditor,

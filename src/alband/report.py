@@ -1,4 +1,9 @@
-"""``alband report``: one row per run directory, from its metrics and ledger (shell)."""
+"""``alband report``: one row per run directory, from its metrics and ledger (shell).
+
+Under each run, one line per annotator: settled calls (invalid answers
+included), dollars and tokens, from the ledger (a routed run pays several
+annotators, audits included).
+"""
 
 from __future__ import annotations
 
@@ -58,6 +63,11 @@ def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None)
             f"{s['ledger_spent_usd']:>11.6f} {_fmt(s['budget_usd'], '.2f'):>9} {_fmt(s['test_accuracy'], '.4f'):>8}  "
             f"{s['stop_reason'] or '-'}"
         )
+        for name, entry in sorted(s["annotators"].items()):
+            lines.append(
+                f"  {name:<38} {entry['annotations']:>6} calls {entry['invalid']:>4} invalid  "
+                f"${entry['cost_usd']:.6f}  {entry['input_tokens']} in / {entry['output_tokens']} out tokens"
+            )
     if plot:
         lines.append(f"wrote {plot}")
     return "\n".join(lines)

@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 
 from alband.annotators.simulated import SimulatedLiveAnnotator
-from alband.config import RunConfig, load_config, parse_config
+from alband.config import RoutingConfig, RunConfig, load_config, parse_config
 from alband.costs.prices import Price
 from alband.errors import AlbandError
-from alband.loop import LoopSettings, RoundEvent, live_rounds
+from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
 from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
 from alband.rounds import run_keys
+from alband.routing.base import Router
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
+from alband.simulate.routed import arm_key
 from alband.stopping.rules import make_rule
 from alband.stopping.validation import validation_split
 from alband.task import Task
@@ -67,17 +69,24 @@ def simulated_annotator_model(spec: dict[str, Any], n_classes: int, *, where: st
         raise AlbandError(f"{where}{err}") from None
 
 
-def build_annotator(config: RunConfig, task: Task):
-    """The live annotator named by ``loop.annotator``, and the learner weight of its labels."""
-    name = config.loop.annotator
+def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, arm: int | None = None):
+    """The live annotator ``name`` (default ``loop.annotator``), its expected costs and its label weight.
+
+    ``arm`` is the annotator's arm index in a routed run: a simulated arm
+    ``k`` answers with the simulator's key for arm ``k``
+    (:func:`alband.simulate.routed.arm_key`); expected costs are None for
+    annotators that are not simulated (the loop bounds them).
+    """
+    name = config.loop.annotator if name is None else name
     spec = config.annotators[name]
     kind = spec.get("kind", "simulated")
     where = f"{config.source}: [annotators.{name}]: "
     if kind == "simulated":
         task.require_gold(f"{where}a simulated annotator")
         model = simulated_annotator_model(spec, task.n_classes, where=where)
+        key = run_keys(config.loop.seed).annotate
         annotator = SimulatedLiveAnnotator(
-            name, model, run_keys(config.loop.seed).annotate, task.y, task.text_chars, task.text_bytes
+            name, model, key if arm is None else arm_key(key, arm), task.y, task.text_chars, task.text_bytes
         )
         return annotator, annotator.expected_cost_usd(), float(model.label_weight)
     weight = float(spec.get("label_weight", 1.0))
@@ -94,6 +103,61 @@ def build_annotator(config: RunConfig, task: Task):
         )
         return annotator, None, weight
     raise AlbandError(f"{where}unknown annotator kind '{kind}'")
+
+
+def make_router(routing: RoutingConfig) -> Router:
+    """The :class:`alband.routing.Router` a ``[routing]`` section names, with its parameters."""
+    from alband.routing import (
+        AuditConfig,
+        CascadeConfig,
+        ContextualTSConfig,
+        bts_router,
+        cascade_router,
+        contextual_ts_router,
+        fixed_router,
+        random_router,
+        ucb_bv_router,
+    )
+
+    p = routing.params
+
+    def given(names: dict[str, str], cast=float) -> dict:
+        """Keyword arguments for the parameters present in ``[routing]`` (config key -> field)."""
+        return {field: cast(p[key]) for key, field in names.items() if key in p}
+
+    audit = AuditConfig(**given({"audit_rate": "rate", "audit_share": "share", "panel_share": "panel_share"}),
+                        **given({"panel_size": "panel_size"}, int))
+    if routing.router == "fixed":
+        return fixed_router(routing.arm(p["arm"]), name=f"fixed:{p['arm']}")
+    if routing.router == "random":
+        return random_router()
+    if routing.router == "cascade":
+        config = CascadeConfig(**given({"target": "target"}), **given({"n_bins": "n_bins", "min_count": "min_count"},
+                                                                      int), audit=audit)
+        return cascade_router(tuple(routing.arm(n) for n in p["chain"]), config)
+    if routing.router == "contextual_ts":
+        return contextual_ts_router(ContextualTSConfig(
+            **given({"exploration": "exploration", "dual_kappa": "dual_kappa", "lambda0": "lambda0"}), audit=audit))
+    if routing.router == "bts":
+        return bts_router(audit)
+    if routing.router == "ucb_bv":
+        return ucb_bv_router(audit)
+    raise AlbandError(f"unknown router '{routing.router}'")
+
+
+def build_routing(config: RunConfig, task: Task) -> tuple[list, dict[str, Any]]:
+    """The annotators of ``[routing]`` in arm order, and the routing options of :func:`alband.loop.live_rounds`."""
+    routing = config.routing
+    built = [build_annotator(config, task, name, arm=k) for k, name in enumerate(routing.annotators)]
+    annotators = [b[0] for b in built]
+    settings = RoutingSettings(
+        router=make_router(routing),
+        auditor=-1 if routing.auditor is None else routing.arm(routing.auditor),
+        feedback=routing.feedback,
+        label_weight=routing.label_weight,
+        configured_weights=tuple(b[2] for b in built),
+    )
+    return annotators, {"routing": settings}
 
 
 def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where: str):
@@ -166,18 +230,21 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
     """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
     task, validation = hold_out_validation(config, load_task(config))
     settings = loop_settings(config, task)
-    annotator, expected_cost, weight = build_annotator(config, task)
+    if config.routing is None:
+        annotator, expected_cost, weight = build_annotator(config, task)
+        run_options = {"expected_cost_usd": expected_cost, "label_weight": weight}
+        label = annotator.name
+    else:
+        annotator, run_options = build_routing(config, task)
+        label = config.routing.router
     events: list[RoundEvent] = []
     with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
         ledger.set_meta("base_dir", str(config.base_dir))
         ledger.set_meta(_STATUS_KEY, "running")
         done_rounds = metrics.last_round
-        bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{annotator.name}")
+        bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{label}")
         try:
-            for event in live_rounds(
-                settings, task, annotator, ledger, expected_cost_usd=expected_cost, label_weight=weight,
-                validation=validation,
-            ):
+            for event in live_rounds(settings, task, annotator, ledger, validation=validation, **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:
                     metrics.append(event.metrics())
@@ -214,4 +281,4 @@ def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
     return execute(config, run_dir, quiet=quiet)
 
 
-__all__ = ["build_annotator", "execute", "load_config", "load_task", "resume_run", "start_run"]
+__all__ = ["build_annotator", "build_routing", "make_router", "execute", "load_config", "load_task", "resume_run", "start_run"]

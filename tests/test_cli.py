@@ -252,6 +252,16 @@ def test_bench_design_prints_json_with_the_machine(capsys):
     assert row["machine"]["cores"] >= 1
 
 
+def test_bench_design_cvxpy_timeout_reaches_the_benchmark(capsys):
+    assert main(["bench", "design", "--n", "200", "--d", "4", "--repeats", "1", "--cvxpy-timeout", "120",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["results"][0]
+    assert row["cvxpy_timeout_seconds"] == 120.0
+    assert row["cvxpy_seconds"] is not None and row["same_certificate"]
+    assert "cvxpy_timeout_seconds must be a number > 0" in _error_line(
+        capsys, "bench", "design", "--n", "200", "--d", "4", "--cvxpy-timeout", "0")
+
+
 def test_pass_through_commands_take_their_own_options(capsys):
     with pytest.raises(SystemExit) as info:
         main(["simulate", "--help"])

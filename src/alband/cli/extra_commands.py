@@ -28,12 +28,15 @@ def _bench_design(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per size; the median is reported")
     p.add_argument("--eps", type=float, default=1e-3, help="certificate: max leverage <= d (1 + eps)")
     p.add_argument("--no-cvxpy", action="store_true", help="skip the cvxpy reference")
+    p.add_argument("--cvxpy-timeout", type=float, default=None,
+                   help="wall-clock limit of each cvxpy run in seconds (default 600); past it the speedup is a lower bound")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    timeout = {} if args.cvxpy_timeout is None else {"cvxpy_timeout_seconds": args.cvxpy_timeout}
     sizes = [(n, d) for n in (args.n or [1000, 5000, 20000]) for d in (args.d or [16, 64])]
     if any(n < 2 or d < 1 for n, d in sizes) or args.repeats < 1:
         raise AlbandError("bench design: --n must be >= 2, --d >= 1 and --repeats >= 1")
-    results = [bench_design(n, d, repeats=args.repeats, eps=args.eps, with_cvxpy=not args.no_cvxpy)
+    results = [bench_design(n, d, repeats=args.repeats, eps=args.eps, with_cvxpy=not args.no_cvxpy, **timeout)
                for n, d in sizes]
     _emit({"benchmark": "design", "results": results}, args.json)
     return 0

@@ -71,7 +71,7 @@ def _annotators(seed: int, prices=(0.1, 3.0, 3e-4)):
             for k, (name, model) in enumerate(zip(NAMES, models))]
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(router=st.integers(0, len(ROUTERS) - 1), budget=st.floats(2e-4, 0.05), seed=st.integers(0, 50),
        cheap=st.floats(0.01, 1.0), strong=st.floats(1.0, 20.0), human=st.floats(1e-5, 1e-2),
        feedback=st.sampled_from(["audit", "gold"]), weight=st.sampled_from(["none", "configured", "audited"]))

@@ -213,10 +213,11 @@ def pool_costs_usd(annotator: Annotator, task: Task) -> tuple[np.ndarray, np.nda
         bound = np.full(n_items, float(annotator.max_cost_usd(Item(0, "", ""))))
         return bound, bound
     if isinstance(annotator, LLMAnnotator) and task.texts is not None:
-        bound = _llm_max_costs_usd(annotator, task.text_bytes)
+        text_bytes = task.text_bytes
+        bound = _llm_max_costs_usd(annotator, text_bytes)
         if bound is not None:
             # The same numbers as max_cost_usd, checked on the shortest and the longest text.
-            probes = {int(np.argmin(task.text_bytes)), int(np.argmax(task.text_bytes))}
+            probes = {int(np.argmin(text_bytes)), int(np.argmax(text_bytes))}
             if all(bound[i] == annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in probes):
                 return bound, bound
         log.warning("annotator %s: the vectorised cost bound does not reproduce max_cost_usd; "
@@ -359,7 +360,6 @@ class _RoutedPurchaser:
         self._decide, self._observe = _routing_steps(router, self.auditor, capacity)
 
     def buy(self, round_index: int, index: np.ndarray, state):
-        n_arms = len(self.annotators)
         batch = index.shape[0]
         labels = np.full(batch, -1, np.int32)
         accepted = np.zeros(batch, bool)
@@ -433,15 +433,10 @@ class _RoutedPurchaser:
         if reservations is None:
             return None
         audit_reservations = self._reserve_all(audit_arms, max_costs)
-        paid = pay.copy()
-        if audit_reservations is None:
-            audit_reservations, audit_arms = [], []
-            audit_known = [k for k in np.flatnonzero(audit).tolist() if known[k] is not None]
-            # An audit answer already in the ledger is used only with the whole audit.
-            if len(audit_known) == int(audit.sum()):
-                paid |= audit
+        if audit_reservations is None:  # the audit does not fit: the item is bought without it
+            audit_reservations, audit_arms, paid = [], [], pay.copy()
         else:
-            paid |= audit
+            paid = pay | audit
         open_reservations = dict(zip(pay_arms + audit_arms, reservations + audit_reservations))
         answers = np.full(n_arms, -1, np.int32)
         costs = np.zeros(n_arms, np.float32)

@@ -112,6 +112,9 @@ class _Dying:
     def max_cost_usd(self, item):
         return self.inner.max_cost_usd(item)
 
+    def max_cost_usd_many(self, texts):
+        return self.inner.max_cost_usd_many(texts)
+
     def annotate(self, item):
         self.calls.append(item.pool_index)
         if len(self.calls) == self.after:

@@ -91,6 +91,9 @@ class _Flaky:
     def max_cost_usd(self, item: Item) -> float:
         return 0.01
 
+    def max_cost_usd_many(self, texts) -> np.ndarray:
+        return np.full(len(list(texts)), 0.01)
+
     def annotate(self, item: Item) -> Annotation:
         if item.pool_index == self.bad:
             raise AnnotatorError("server said 500 three times")

@@ -53,7 +53,6 @@ prompt overhead), checked against ``max_cost_usd`` itself.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Iterator, Sequence
@@ -103,7 +102,6 @@ from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
 from alband.task import Task
 
-log = logging.getLogger(__name__)
 
 FEEDBACK_MODES = ("audit", "gold")
 
@@ -173,57 +171,20 @@ class RoutingSettings:
     configured_weights: tuple[float, ...] | None = None
 
 
-def _llm_max_costs_usd(annotator, text_bytes: np.ndarray) -> np.ndarray | None:
-    """An LLM annotator's ``max_cost_usd`` for every item at once, or None if it cannot be reproduced.
-
-    The bound is affine in the item text's UTF-8 bytes: the prompt's other
-    bytes and the chat overheads are the same for every item, so the input
-    bound is ``input_token_bound(empty item) + bytes(text)``; the dollars are
-    then computed with the very operations of ``max_cost_usd`` (float64).
-    """
-    try:
-        price = annotator.price
-        fixed = int(annotator.input_token_bound(Item(0, "", "")))
-        multiplier = max(1.0, annotator.api.cache_write_multiplier_bound(price), price.cache_read_multiplier)
-        tokens = fixed + np.asarray(text_bytes, np.int64)
-        input_usd = tokens * price.input_usd_per_mtok * multiplier
-        output_usd = annotator.max_tokens * price.output_usd_per_mtok
-        return (input_usd + output_usd) / 1e6 + price.usd_per_label
-    except (AttributeError, TypeError):
-        return None
-
-
 def pool_costs_usd(annotator: Annotator, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """``(expected, largest)`` dollars of asking ``annotator`` about each pool item (float64, (N,)).
 
     The largest is the amount the budget reserves before the call (and the
-    router's price quote); the expected one is what cost-aware policies see:
-    a simulated annotator's actual price, else the same bound. Vectorised over
-    the pool (no prompt is built per item); an annotator of an unknown kind
-    is asked item by item.
+    router's price quote): the annotator's vectorised
+    :meth:`~alband.annotators.base.Annotator.max_cost_usd_many`, equal to its
+    per-item ``max_cost_usd`` without building a prompt per item. The expected
+    one is what cost-aware policies see: a simulated annotator's actual price,
+    else the same bound.
     """
-    n_items = task.n_items
     if isinstance(annotator, SimulatedLiveAnnotator):
         bound = np.asarray(reserve_usd(annotator.model, jnp.asarray(annotator.text_bytes)), np.float64)
         return annotator.expected_cost_usd(), bound
-    from alband.annotators.human import HumanAnnotator
-    from alband.annotators.llm_common import LLMAnnotator
-
-    if isinstance(annotator, HumanAnnotator):
-        bound = np.full(n_items, float(annotator.max_cost_usd(Item(0, "", ""))))
-        return bound, bound
-    if isinstance(annotator, LLMAnnotator) and task.texts is not None:
-        text_bytes = task.text_bytes
-        bound = _llm_max_costs_usd(annotator, text_bytes)
-        if bound is not None:
-            # The same numbers as max_cost_usd, checked on the shortest and the longest text.
-            probes = {int(np.argmin(text_bytes)), int(np.argmax(text_bytes))}
-            if all(bound[i] == annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in probes):
-                return bound, bound
-        log.warning("annotator %s: the vectorised cost bound does not reproduce max_cost_usd; "
-                    "computing it item by item", annotator.name)
-    bound = np.array([annotator.max_cost_usd(Item(i, str(task.ids[i]), task.text(i))) for i in range(n_items)],
-                     np.float64)
+    bound = np.asarray(annotator.max_cost_usd_many([task.text(i) for i in range(task.n_items)]), np.float64)
     return bound, bound
 
 

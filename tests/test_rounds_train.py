@@ -31,8 +31,33 @@ def test_train_equals_the_fit_on_the_whole_buffer(n_train):
                                jnp.ones(n_train, bool), jnp.zeros(n_train))
     model = SoftmaxRegression(n_classes, c=0.5, tol=1e-6)
     start = init_params(model, d)
-    ours = train(model, start, jnp.asarray(x), state)
+    ours = train(model, start, jnp.asarray(x), state, n_train)
     whole = fit(model, start, jnp.asarray(x)[state.train_index], state.train_label, state.train_weight)
     # The last filled slot matters: a prefix one row too short would miss its label.
     np.testing.assert_allclose(ours.w, whole.w, atol=2e-4)
     np.testing.assert_allclose(ours.b, whole.b, atol=2e-4)
+
+
+def test_the_prefix_is_chosen_by_the_bound_so_vmap_keeps_one_branch():
+    import jax
+
+    from alband.rounds import filled_bound
+
+    rng = np.random.default_rng(0)
+    n_items, d, capacity = 600, 4, 600
+    x = jnp.asarray(rng.standard_normal((n_items, d)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, n_items), jnp.int32)
+    model = SoftmaxRegression(2)
+
+    def one(n):  # seeds with different fill levels, all below the round's bound
+        accepted = jnp.arange(capacity) < n
+        state = record_annotations(empty_label_state(n_items, capacity), jnp.arange(capacity, dtype=jnp.int32), y,
+                                   accepted, jnp.zeros(capacity))
+        return train(model, init_params(model, d), x, state, filled_bound(10, 10, 20))
+
+    batched = jax.vmap(one)(jnp.asarray([50, 150, 210]))
+    # The bound is not batched, so the jaxpr has a real switch (cond), not a select over every prefix.
+    jaxpr = str(jax.make_jaxpr(jax.vmap(one))(jnp.asarray([50, 150, 210])))
+    assert "cond[" in jaxpr
+    for k, n in enumerate([50, 150, 210]):
+        np.testing.assert_allclose(batched.w[k], one(n).w, atol=2e-4)

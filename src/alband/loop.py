@@ -69,6 +69,7 @@ from alband.policies.base import QueryPolicy
 from alband.pool import empty_label_state, n_labeled, record_annotations
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.rounds import (
+    filled_bound,
     initial_indices,
     propose,
     query_key,
@@ -516,7 +517,7 @@ def live_rounds(
 
     initial = initial_indices(keys.init, n_items, settings.n_initial)
     bought_round = buy(0, initial)
-    params = train(learner, init_params(learner, n_features), x, state)
+    params = train(learner, init_params(learner, n_features), x, state, settings.n_initial)
     policy_state = settings.policy.init(round_context(x, state, params, cost, 0))
     stop = "budget exhausted" if purchaser.exhausted else ("rounds done" if settings.n_rounds == 0 else None)
     if watch is not None and watch.observe(params, state, purchaser.exhausted, float("nan")):
@@ -538,7 +539,8 @@ def live_rounds(
             settings.policy, new_policy_state, x, before, params, cost, r,
             jnp.asarray(index), jnp.asarray(labels), jnp.asarray(accepted),
         )
-        params = train(learner, params, x, state)
+        params = train(learner, params, x, state,
+                       filled_bound(settings.n_initial, settings.batch_size, round_index))
         if purchaser.exhausted:
             stop = "budget exhausted"
         elif round_index == settings.n_rounds:

@@ -22,9 +22,11 @@ labels. :func:`train` fits on the shortest prefix of the buffer among
 ``256, 512, 1024, ..., M`` that holds every filled slot, chosen by
 ``lax.switch``: the empty slots weigh 0, so the minimiser is the same, and a
 200-round run with batches of 10 fits on about 1,350 rows per round on average
-instead of 2,010. Under ``jax.vmap`` with a batched ``n_train`` the switch
-becomes a select that evaluates every prefix, which is why the simulator at
-scale maps seeds one at a time (:func:`alband.simulate.simulate_many`).
+instead of 2,010. The prefix is chosen from ``filled_bound``, the most slots
+the round can have filled (``n_initial + batch_size * round``), which is the
+same for every seed and annotator setting: under ``jax.vmap`` the switch stays
+a switch (a batched index would turn it into a select evaluating every
+prefix), and the live loop, passing the same bound, fits the same rows.
 """
 
 from __future__ import annotations
@@ -82,12 +84,20 @@ def train_prefix_sizes(capacity: int) -> tuple[int, ...]:
     return (*sizes, capacity)
 
 
+def filled_bound(n_initial: int, batch_size: int, round_index: int | Array) -> int | Array:
+    """The most buffer slots filled after round ``round_index`` (round 0: the seed set)."""
+    return n_initial + batch_size * round_index
+
+
 @partial(jax.jit, static_argnums=0)
-def train(model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: LabelState) -> SoftmaxParams:
+def train(
+    model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: LabelState, bound: int | Array
+) -> SoftmaxParams:
     """Refit the learner on the labels bought so far, warm-started from ``params``.
 
-    Fits on the shortest prefix of the buffer that holds all ``n_train`` filled
-    slots (module docstring); the result is the fit on the whole buffer.
+    Fits on the shortest prefix of the buffer that holds ``bound`` slots, which
+    must be at least ``state.n_train`` (:func:`filled_bound`, module
+    docstring); the result is the fit on the whole buffer.
     """
     sizes = train_prefix_sizes(state.train_index.shape[0])
 
@@ -100,7 +110,9 @@ def train(model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: Labe
 
     if len(sizes) == 1:
         return fit_prefix(sizes[0])(params)
-    branch = jnp.searchsorted(jnp.asarray(sizes[:-1], jnp.int32), state.n_train, side="left")
+    # ``bound`` must not depend on the batched state (not even through max(bound, n_train)):
+    # that would turn the switch into a select under vmap.
+    branch = jnp.searchsorted(jnp.asarray(sizes[:-1], jnp.int32), jnp.asarray(bound, jnp.int32), side="left")
     return jax.lax.switch(branch, [fit_prefix(rows) for rows in sizes], params)
 
 

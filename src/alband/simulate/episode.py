@@ -73,6 +73,7 @@ from alband.policies.base import QueryPolicy
 from alband.pool import LabelState, empty_label_state, n_labeled, record_annotations
 from alband.rounds import (
     affordable,
+    filled_bound,
     initial_indices,
     query_key,
     round_context,
@@ -258,7 +259,7 @@ def simulate(
     state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(
         state, router_state, initial, jnp.bool_(False), 0
     )
-    params = train(config.learner, init_params(config.learner, n_features), data.x, state)
+    params = train(config.learner, init_params(config.learner, n_features), data.x, state, config.n_initial)
     policy_state = config.policy.init(round_context(data.x, state, params, policy_cost, 0))
 
     def validation(params: SoftmaxParams) -> Array:
@@ -294,7 +295,8 @@ def simulate(
             state, router_state, index, exhausted, round_index
         )
         policy_state = config.policy.update(policy_state, ctx, index, labels, accepted)
-        params = train(config.learner, params, data.x, state)
+        params = train(config.learner, params, data.x, state,
+                       filled_bound(config.n_initial, config.batch_size, round_index))
         values, prediction = measure(state, params, exhausted, previous, jnp.bool_(True), uncertainty)
         carry = (state, params, policy_state, router_state, exhausted, prediction)
         return carry, (values, index, accepted, labels, arm)

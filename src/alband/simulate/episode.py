@@ -375,9 +375,11 @@ def simulate_many(
 
     Seeds are mapped with ``lax.map`` in vmapped groups of ``vmap_width``
     (module docstring: 1 is fastest on CPU and gives :func:`simulate`'s
-    numbers seed by seed; wider groups batch the matrix products, whose
-    different rounding can flip a choice between near-tied items). Memory
-    holds one group's working set plus the traces.
+    numbers seed by seed; wider groups batch the matrix products, and the
+    differently compiled fits agree only to the learner's ``tol``, which can
+    exchange items whose scores lie that close at the batch's cut:
+    :func:`alband.policies.base.top_unqueried`). Memory holds one group's
+    working set plus the traces.
     """
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
     return jax.lax.map(lambda k: simulate(config, data, annotator, budget_usd, k), keys,

@@ -263,19 +263,29 @@ class _Purchaser:
             reservation = self.guard.reserve(max_cost)
         except BudgetExhausted:
             return None
-        row = self.ledger.reserve(round_index, pool_index, item.item_id, self.annotator.name, max_cost)
-        try:
-            annotation = self.annotator.annotate(item)
-        except AnnotatorError:
-            # The annotator reports that the request failed without billing.
-            self.ledger.release(row)
-            self.guard.release(reservation)
-            raise
-        # Any other exception (an interrupt, a crash) leaves the row 'reserved': the
-        # call may have been billed, so the ledger keeps counting its reservation.
-        self.ledger.settle(row, annotation)
-        self.guard.settle(reservation, annotation.cost_usd)
-        return annotation
+        return paid_call(self.ledger, self.guard, self.annotator, round_index, item, max_cost, reservation)
+
+
+def paid_call(ledger: Ledger, guard: BudgetGuard, annotator: Annotator, round_index: int, item: Item,
+              max_cost: float, reservation) -> Annotation:
+    """One paid request under the ledger protocol, its ``reservation`` already held in ``guard``.
+
+    The ``reserved`` row is committed before the request and ``settled`` right
+    after it. An :class:`AnnotatorError` (a request that failed without billing)
+    releases both; any other exception (an interrupt, a crash) leaves the row
+    'reserved': the call may have been billed, so the ledger keeps counting it.
+    """
+    row = ledger.reserve(round_index, item.pool_index, item.item_id, annotator.name, max_cost)
+    try:
+        annotation = annotator.annotate(item)
+    except AnnotatorError:
+        ledger.release(row)
+        guard.release(reservation)
+        raise
+    ledger.settle(row, annotation)
+    guard.settle(reservation, annotation.cost_usd)
+    return annotation
+
 
 def _decide_item(router: Router, auditor: int, capacity: int, router_state, item, x, quote, spent, budget,
                  n_train, key):
@@ -420,17 +430,7 @@ class _RoutedPurchaser:
         return paid, answers, costs, bought, reused
 
     def _call(self, round_index: int, item: Item, arm: int, max_cost: float, reservation) -> Annotation:
-        annotator = self.annotators[arm]
-        row = self.ledger.reserve(round_index, item.pool_index, item.item_id, annotator.name, max_cost)
-        try:
-            annotation = annotator.annotate(item)
-        except AnnotatorError:
-            self.ledger.release(row)
-            self.guard.release(reservation)
-            raise
-        self.ledger.settle(row, annotation)
-        self.guard.settle(reservation, annotation.cost_usd)
-        return annotation
+        return paid_call(self.ledger, self.guard, self.annotators[arm], round_index, item, max_cost, reservation)
 
 
 def live_rounds(

@@ -327,3 +327,19 @@ def shared_fake_llm_server():
     """One server per test module; call ``reset()`` before scripting it."""
     with FakeLLMServer() as server:
         yield server
+
+
+def write_film_reviews(folder, n: int = 60) -> None:
+    """``folder/reviews.csv``: ``n`` one-line film reviews labelled pos (odd k) or neg (even k)."""
+    from pathlib import Path
+
+    lines = ["text,label"]
+    for k in range(n):
+        lines.append(f"a good and lovely film number {k},pos" if k % 2 else f"a bad and dull film number {k},neg")
+    (Path(folder) / "reviews.csv").write_text("\n".join(lines) + "\n")
+
+
+def film_review_reply(request: RecordedRequest) -> Reply:
+    """The right label of a :func:`write_film_reviews` item, as a JSON answer with confidence 0.8."""
+    label = "pos" if "good" in request.prompt_text.rsplit("film number", 1)[0][-40:] else "neg"
+    return Reply(text=json.dumps({"label": label, "confidence": 0.8}))

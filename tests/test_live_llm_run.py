@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -10,16 +9,9 @@ import pytest
 
 from alband.cli.main import main
 
-from fake_llm_server import Reply, fake_llm_server  # noqa: F401 - fixture
+from fake_llm_server import fake_llm_server, film_review_reply, write_film_reviews  # noqa: F401 - fixture
 
 SECRET = "sk-test-secret-never-written"
-
-
-def _write_task(tmp_path: Path) -> None:
-    lines = ["text,label"]
-    for k in range(60):
-        lines.append(f"a good and lovely film number {k},pos" if k % 2 else f"a bad and dull film number {k},neg")
-    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
 
 
 def _config(tmp_path: Path, kind: str, base_url: str, budget: float = 1.0) -> Path:
@@ -57,17 +49,12 @@ max_retries = 0
     return path
 
 
-def _answer(request) -> Reply:
-    label = "pos" if "good" in request.prompt_text.rsplit("film number", 1)[0][-40:] else "neg"
-    return Reply(text=json.dumps({"label": label, "confidence": 0.8}))
-
-
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_run_with_sdk_annotator_records_dollars_from_usage(tmp_path, fake_llm_server, monkeypatch, kind, capsys):
     fake_llm_server.api_key = SECRET
     monkeypatch.setenv("ALBAND_TEST_KEY", SECRET)
-    fake_llm_server.responder = _answer
-    _write_task(tmp_path)
+    fake_llm_server.responder = film_review_reply
+    write_film_reviews(tmp_path)
     base = fake_llm_server.openai_base_url if kind == "openai" else fake_llm_server.anthropic_base_url
     out = tmp_path / "run"
     assert main(["run", str(_config(tmp_path, kind, base)), "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
@@ -87,8 +74,8 @@ def test_run_with_sdk_annotator_records_dollars_from_usage(tmp_path, fake_llm_se
 def test_budget_stops_a_paid_run_before_it_is_exceeded(tmp_path, fake_llm_server, monkeypatch, capsys):
     fake_llm_server.api_key = SECRET
     monkeypatch.setenv("ALBAND_TEST_KEY", SECRET)
-    fake_llm_server.responder = _answer
-    _write_task(tmp_path)
+    fake_llm_server.responder = film_review_reply
+    write_film_reviews(tmp_path)
     out = tmp_path / "run"
     budget = 0.004  # a few requests' worst case
     config = _config(tmp_path, "openai", fake_llm_server.openai_base_url, budget=budget)

@@ -3,7 +3,6 @@ both talking to the wire-format server of ``fake_llm_server`` on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,16 +10,9 @@ import pytest
 
 from alband.cli.main import main
 
-from fake_llm_server import Reply, fake_llm_server  # noqa: F401 - fixture
+from fake_llm_server import fake_llm_server, film_review_reply, write_film_reviews  # noqa: F401 - fixture
 
 SECRET = "sk-test-secret-never-written"
-
-
-def _write_task(tmp_path: Path) -> None:
-    lines = ["text,label"]
-    for k in range(60):
-        lines.append(f"a good and lovely film number {k},pos" if k % 2 else f"a bad and dull film number {k},neg")
-    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
 
 
 def _config(tmp_path: Path, server, budget: float = 1.0) -> Path:
@@ -73,16 +65,11 @@ label_weight = "audited"
     return path
 
 
-def _answer(request) -> Reply:
-    label = "pos" if "good" in request.prompt_text.rsplit("film number", 1)[0][-40:] else "neg"
-    return Reply(text=json.dumps({"label": label, "confidence": 0.8}))
-
-
 def test_cascade_over_an_openai_and_an_anthropic_annotator(tmp_path, fake_llm_server, monkeypatch, capsys):
     fake_llm_server.api_key = SECRET
     monkeypatch.setenv("ALBAND_TEST_KEY", SECRET)
-    fake_llm_server.responder = _answer
-    _write_task(tmp_path)
+    fake_llm_server.responder = film_review_reply
+    write_film_reviews(tmp_path)
     out = tmp_path / "run"
     budget = 1.0
     assert main(["run", str(_config(tmp_path, fake_llm_server, budget)), "--out", str(out), "--quiet"]) == 0, \

@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from alband.kernels import narrow_matmul
+
 Array = jax.Array
 
 
@@ -65,14 +67,20 @@ def init_params(model: SoftmaxRegression, n_features: int) -> SoftmaxParams:
     )
 
 
+def logits(params: SoftmaxParams, x: Array) -> Array:
+    """``x W + b``, shape (n, C); large pools go through the native narrow product
+    (:func:`alband.kernels.narrow_matmul`, XLA's ``x @ W`` otherwise)."""
+    return narrow_matmul(x, params.w) + params.b
+
+
 def predict_proba(params: SoftmaxParams, x: Array) -> Array:
     """Class probabilities ``softmax(x W + b)``, shape (n, C)."""
-    return jax.nn.softmax(x @ params.w + params.b, axis=-1)
+    return jax.nn.softmax(logits(params, x), axis=-1)
 
 
 def predict(params: SoftmaxParams, x: Array) -> Array:
     """Most probable class per row."""
-    return jnp.argmax(x @ params.w + params.b, axis=-1).astype(jnp.int32)
+    return jnp.argmax(logits(params, x), axis=-1).astype(jnp.int32)
 
 
 @jax.jit

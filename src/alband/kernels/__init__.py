@@ -1,0 +1,11 @@
+"""Native CPU kernels behind pure JAX functions (XLA FFI custom calls), with XLA fallbacks.
+
+:func:`narrow_matmul` is the pool-scoring product ``X @ W``; :func:`native_status`
+says whether the native path is in use on this machine, and why not.
+"""
+
+from alband.kernels._build import NativeStatus, native_available, native_status
+from alband.kernels.narrow_matmul import NATIVE_MIN_ROWS, narrow_matmul, uses_native_kernel
+
+__all__ = ["NATIVE_MIN_ROWS", "NativeStatus", "narrow_matmul", "native_available", "native_status",
+           "uses_native_kernel"]

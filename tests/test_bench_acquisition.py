@@ -24,6 +24,10 @@ def test_fields_are_positive_medians(small_run):
     assert len(out["score_topk_seconds_all"]) == 2
     assert min(out["score_topk_seconds_all"]) <= out["score_topk_seconds"] <= max(out["score_topk_seconds_all"])
     assert out["ratio"] == pytest.approx(out["score_topk_seconds"] / out["read_roof_seconds"])
+    assert out["ratio_xla"] == pytest.approx(out["score_topk_xla_seconds"] / out["read_roof_seconds"])
+    assert out["native_kernel"]["used"] is False  # 3,000 rows: below NATIVE_MIN_ROWS, XLA's product
+    assert isinstance(out["native_kernel"]["available"], bool) and out["native_kernel"]["reason"]
+    assert out["native_and_xla_same_batch"] is True
     assert (out["n"], out["d"], out["batch"], out["diversity_n"], out["diversity_labelled"]) == (3000, 16, 10, 400, 4)
     assert out["g_design_pca64_seconds"] is None  # d <= 64: nothing to project
     assert out["target_batch_seconds"] == TARGET_BATCH_SECONDS

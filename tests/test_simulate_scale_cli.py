@@ -57,3 +57,8 @@ def test_bench_simulate_runs_the_live_loop_on_the_same_items(shared_data, capsys
     assert out["live_loop"]["matches_simulation"] == {"0": True}
     assert out["episodes_per_second"] > 0 and out["speedup_vs_live_loop"] > 0
     assert out["peak_rss_mb"] >= out["rss_at_start_mb"] > 0
+    floor = out["scoring_floor"]
+    assert floor["seeds_batched"] == 1000 and floor["product_seconds_per_round"] > 0 and floor["gflops"] > 0
+    assert floor["seconds_per_episode"] == pytest.approx(floor["product_seconds_per_round"] * 3 / 1000)
+    assert out["speedup_bound_from_scoring"] == pytest.approx(
+        out["live_loop"]["seconds_per_episode"] / floor["seconds_per_episode"])

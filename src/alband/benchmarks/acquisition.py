@@ -5,7 +5,12 @@ Pool: ``n`` rows of ``N(0, I_d)``, float32, seeded; a 10-class softmax model
 uniform nor one-hot.
 
 * ``score_topk_seconds``: entropy of every item and ``lax.top_k`` of the
-  ``batch`` largest, one jitted call; ``margin_topk_seconds`` the same with the
+  ``batch`` largest, one jitted call through the library's own path (the
+  learner's ``predict_proba``, whose pool product is the native narrow kernel of
+  :mod:`alband.kernels` for pools of ``NATIVE_MIN_ROWS`` rows or more where the
+  machine allows it: ``native_kernel`` says whether it did, and why not);
+  ``score_topk_xla_seconds`` the same with XLA's own ``X @ W`` for comparison;
+  ``margin_topk_seconds`` the same with the
   margin (max, mask, max: faster than ``top_k(P, 2)``); ``streamed_*`` the
   entropy scored in chunks of ``chunk_rows`` rows with a running top-B
   (:func:`alband.policies.streaming.streamed_top_b`).
@@ -131,7 +136,8 @@ def bench_acquisition(
     import jax
     import jax.numpy as jnp
 
-    from alband.models.softmax_regression import SoftmaxParams
+    from alband.kernels import native_status, uses_native_kernel
+    from alband.models.softmax_regression import SoftmaxParams, predict_proba
     from alband.policies import RoundContext, make_policy
     from alband.policies.streaming import DEFAULT_CHUNK_ROWS, streamed_top_b_device
     from alband.policies.uncertainty import entropy_scores, margin_scores
@@ -153,11 +159,15 @@ def bench_acquisition(
 
     @jax.jit
     def entropy_topk(X, W, b):
+        return jax.lax.top_k(entropy_scores(predict_proba(SoftmaxParams(W, b), X)), batch)
+
+    @jax.jit
+    def entropy_topk_xla(X, W, b):
         return jax.lax.top_k(entropy_scores(jax.nn.softmax(X @ W + b, axis=-1)), batch)
 
     @jax.jit
     def margin_topk(X, W, b):
-        return jax.lax.top_k(margin_scores(jax.nn.softmax(X @ W + b, axis=-1)), batch)
+        return jax.lax.top_k(margin_scores(predict_proba(SoftmaxParams(W, b), X)), batch)
 
     @jax.jit
     def read_once(X, v):
@@ -168,6 +178,9 @@ def bench_acquisition(
 
     read = _timed(lambda: read_once(X, v), repeats)
     score = _timed(lambda: entropy_topk(X, W, b), repeats)
+    score_xla = _timed(lambda: entropy_topk_xla(X, W, b), repeats)
+    same_batch = bool(np.array_equal(np.sort(np.asarray(entropy_topk(X, W, b)[1])),
+                                     np.sort(np.asarray(entropy_topk_xla(X, W, b)[1]))))
     margin = _timed(lambda: margin_topk(X, W, b), repeats)
     streamed = _timed(lambda: streamed_top_b_device(chunk_entropy, X, batch, chunk_rows), repeats)
 
@@ -185,6 +198,10 @@ def bench_acquisition(
         "read_roof_seconds_all": read["all"],
         "read_roof_first_seconds": read["first"],
         "ratio": score["seconds"] / read["seconds"] if read["seconds"] > 0 else None,
+        "score_topk_xla_seconds": score_xla["seconds"],
+        "ratio_xla": score_xla["seconds"] / read["seconds"] if read["seconds"] > 0 else None,
+        "native_kernel": {**native_status().as_dict(), "used": uses_native_kernel(X.shape, W.shape)},
+        "native_and_xla_same_batch": same_batch,
         "read_gb_per_second": X_host.nbytes / read["seconds"] / 1e9 if read["seconds"] > 0 else None,
         "margin_topk_seconds": margin["seconds"],
         "streamed_score_topk_seconds": streamed["seconds"],

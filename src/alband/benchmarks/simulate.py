@@ -22,7 +22,19 @@ learner on the same labels every round, so that refit bounds the ratio from
 above whatever the loop around it costs. The live seeds are checked to buy
 exactly the items the simulator bought for them. With the optional ``bench`` extra (modAL) a modAL loop
 (scikit-learn ``LogisticRegression(C=1)``, margin sampling, the same pool,
-batches and rounds) is timed too. Timing excludes compilation, which is
+batches and rounds) is timed too.
+
+``scoring_floor``: what no simulator can go below on this machine for a
+score-based policy such as margin. Every round must compute the logits of
+every pool item under that round's new weights, ``2 N d C`` floating-point
+operations per seed; the floor times that product for :data:`FLOOR_SEEDS`
+seeds at once in the best shape the hardware has, one large matrix product
+``X (N, d) @ W (d, C * FLOOR_SEEDS)``, and divides by the seeds. It counts no
+refit, no softmax and no top-k, so ``speedup_bound_from_scoring`` (live seconds
+per episode / floor seconds per episode) is an upper bound on
+``speedup_vs_live_loop`` for any engine that runs the same policy on this pool.
+
+Timing excludes compilation, which is
 reported separately (``compile_seconds``); the live loop is warmed up on two
 rounds before it is timed.
 """
@@ -180,6 +192,30 @@ def time_modal_loop(task, *, n_initial: int, batch_size: int, rounds: int, seeds
     return {"seeds": seeds, "seconds": seconds, "seconds_per_episode": float(np.mean(seconds))}
 
 
+FLOOR_SEEDS = 1000
+
+
+def scoring_floor(x: np.ndarray, n_classes: int, rounds: int, *, seeds: int = FLOOR_SEEDS,
+                  repeats: int = 5) -> dict[str, Any]:
+    """Seconds per episode of the pool product alone, batched over ``seeds`` (module docstring)."""
+    import jax
+    import jax.numpy as jnp
+
+    xj = jnp.asarray(x, jnp.float32)
+    w = jnp.asarray(np.random.default_rng(0).standard_normal((x.shape[1], n_classes * seeds), dtype=np.float32))
+    product = jax.jit(lambda a, b: a @ b)
+    jax.block_until_ready(product(xj, w))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(product(xj, w))
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
+    flops = 2.0 * x.shape[0] * x.shape[1] * n_classes * seeds
+    return {"seeds_batched": seeds, "product_seconds_per_round": seconds, "gflops": flops / seconds / 1e9,
+            "seconds_per_episode": seconds * rounds / seeds}
+
+
 def bench_simulate(
     data_dir: str | Path = DEFAULT_AG_NEWS,
     *,
@@ -274,6 +310,10 @@ def bench_simulate(
         result["speedup_vs_live_loop_without_ledger"] = (
             (live["seconds_per_round"] - live["ledger_seconds_per_round"]) * rounds / sim_per_episode
         )
+    floor = scoring_floor(np.asarray(task.x), task.n_classes, rounds)
+    result["scoring_floor"] = floor
+    if live_seeds:
+        result["speedup_bound_from_scoring"] = live["seconds_per_episode"] / floor["seconds_per_episode"]
     if modal_seeds:
         modal = time_modal_loop(task, n_initial=n_initial, batch_size=batch_size, rounds=rounds,
                                 seeds=list(range(modal_seeds)))
@@ -312,7 +352,7 @@ def bench_simulate_main(argv: list[str]) -> int:
         print(json.dumps(result, indent=2, default=float))
     else:
         keys = ("seeds", "rounds", "episodes_per_second", "sim_seconds_per_episode", "compile_seconds",
-                "peak_rss_mb", "speedup_vs_live_loop", "speedup_vs_modal")
+                "peak_rss_mb", "speedup_vs_live_loop", "speedup_bound_from_scoring", "speedup_vs_modal")
         print("  ".join(f"{k}={result[k]:.4g}" if isinstance(result.get(k), float) else f"{k}={result.get(k)}"
                         for k in keys if k in result))
     return 0

@@ -363,12 +363,19 @@ def bench_simulate_main(argv: list[str]) -> int:
 
 def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_future: float = 10_000.0,
                     vmap_width: int = 1) -> dict[str, Any]:
-    """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule."""
+    """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule.
+
+    Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
+    the ``[routing]`` annotators (all simulated) are stacked in arm order and
+    routed by the router ``alband run`` builds (:func:`alband.runner.make_router`),
+    with the same auditor and label weights, so seed ``s`` buys what a live run
+    with ``[loop] seed = s`` buys.
+    """
     import jax
     import jax.numpy as jnp
 
-    from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
-    from alband.simulate import EpisodeConfig, episode_history, simulate_many
+    from alband.runner import hold_out_validation, load_task, loop_settings, make_router, simulated_annotator_model
+    from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
     from alband.simulate.study import ordered_outcomes, summarize
     from alband.stopping import CostModel, default_rules, make_rule
 
@@ -376,19 +383,35 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
         raise AlbandError("simulate: --seeds must be >= 1")
     if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
         raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")
+    routing = config.routing
+    names = (config.loop.annotator,) if routing is None else routing.annotators
+    for name in names:
+        kind = config.annotators[name].get("kind", "simulated")
+        if kind != "simulated":
+            if routing is None:
+                raise AlbandError(f"{config.source}: simulate needs a simulated annotator; "
+                                  f"'{name}' is of kind '{kind}'")
+            raise AlbandError(f"{config.source}: simulate needs simulated annotators; [routing] annotator "
+                              f"'{name}' is of kind '{kind}'")
     task, validation = hold_out_validation(config, load_task(config))
     settings = loop_settings(config, task)
-    spec = config.annotators[config.loop.annotator]
-    if spec.get("kind", "simulated") != "simulated":
-        raise AlbandError(f"{config.source}: simulate needs a simulated annotator; "
-                          f"'{config.loop.annotator}' is of kind '{spec.get('kind')}'")
     task.require_gold(f"{config.source}: simulate")
-    model = simulated_annotator_model(spec, task.n_classes, where=f"{config.source}: [annotators.{config.loop.annotator}]: ")
+    models = [simulated_annotator_model(config.annotators[name], task.n_classes,
+                                        where=f"{config.source}: [annotators.{name}]: ") for name in names]
     data = task.episode_data()
     if validation is not None:
         data = data._replace(x_val=jnp.asarray(validation[0]), y_val=jnp.asarray(validation[1]))
+    if routing is None:
+        model, routed = models[0], {}
+    else:
+        # As alband.runner.build_routing maps [routing] for the live loop; with feedback = "gold"
+        # the config has no auditor, so -1 is the simulator's free feedback against gold.
+        model = stack_annotators(models)
+        routed = {"router": make_router(routing),
+                  "auditor": -1 if routing.auditor is None else routing.arm(routing.auditor),
+                  "label_weight": routing.label_weight}
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
-                            settings.n_rounds, stop_set_size=settings.stop_set_size)
+                            settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
     seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
     t0 = time.perf_counter()
     trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array, vmap_width))
@@ -412,6 +435,9 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
         "config": config.source,
         "seeds": np.asarray(seed_array).tolist(),
         "rounds": settings.n_rounds,
+        "routing": None if routing is None else {
+            "router": routing.router, "router_name": routed["router"].name, "annotators": list(routing.annotators),
+            "auditor": routing.auditor, "feedback": routing.feedback, "label_weight": routing.label_weight},
         "cost_model": {"cost_per_error_usd": cost_per_error, "n_future": n_future,
                        "total_cost": "(1 - test accuracy) * n_future * cost_per_error + dollars spent"},
         "validation_rows": 0 if validation is None else int(len(validation[1])),
@@ -424,7 +450,9 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
 
 
 def format_rules_table(result: dict[str, Any]) -> str:
-    lines = [f"{result['config']}: {len(result['seeds'])} seeds x {result['rounds']} rounds in "
+    routing = result.get("routing")
+    routed = "" if routing is None else f" (routed by {routing['router']} over {', '.join(routing['annotators'])})"
+    lines = [f"{result['config']}{routed}: {len(result['seeds'])} seeds x {result['rounds']} rounds in "
              f"{result['simulate_seconds']:.1f} s; cost = (1 - acc) * {result['cost_model']['n_future']:g} * "
              f"${result['cost_model']['cost_per_error_usd']:g} + dollars spent",
              f"{'rule':<26} {'fired':>6} {'stop':>5} {'r*':>5} {'labels':>7} {'dollars':>10} {'accuracy':>8} "
@@ -447,7 +475,7 @@ def simulate_main(argv: list[str]) -> int:
 
     p = _Parser(prog="alband simulate",
                 description="Simulate a config's experiment for many seeds in one call; evaluate every stopping rule.")
-    p.add_argument("config", help="CONFIG.toml (its annotator must be simulated)")
+    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated)")
     p.add_argument("--seeds", type=int, default=100, help="episodes, seeds loop.seed, loop.seed+1, ... (default 100)")
     p.add_argument("--cost-per-error", type=float, default=0.1, help="dollars per misclassification m (default 0.1)")
     p.add_argument("--n-future", type=float, default=10_000.0, help="future predictions n (default 10000)")

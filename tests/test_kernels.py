@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alband.kernels import NATIVE_MIN_ROWS, narrow_matmul, native_status, uses_native_kernel
+from alband.kernels import NATIVE_MIN_ROWS, narrow_matmul, native_status, pool_uncertainty, uses_native_kernel
 
 needs_native = pytest.mark.skipif(not native_status().available,
                                   reason=f"native kernels unavailable here: {native_status().reason}")
@@ -93,19 +93,91 @@ def test_vmap_and_grad_match_xla():
     np.testing.assert_allclose(gw, rw, rtol=1e-3, atol=1e-2)
 
 
+def _reference_uncertainty(x, w, b, kind):
+    z = x.astype(np.float64) @ w.astype(np.float64) + b
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    if kind == "entropy":
+        return -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=1)
+    top = np.sort(p, axis=1)
+    if kind == "least_confidence":
+        return 1.0 - top[:, -1]
+    return -(top[:, -1] - (top[:, -2] if p.shape[1] > 1 else 0.0))
+
+
 @needs_native
-def test_entropy_batch_on_a_large_pool_matches_the_xla_product():
-    """The learner's predict_proba (the pool-scoring path) gives the batch XLA's product gives."""
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.sampled_from([1, 7, 8, 9, 2047, 2049, 4100]), d=st.sampled_from([1, 5, 8, 33, 384]),
+       c=st.integers(1, 20), kind=st.sampled_from(["entropy", "margin", "least_confidence"]),
+       scale=st.sampled_from([0.01, 1.0, 10.0]), seed=st.integers(0, 2**31 - 1))
+def test_fused_uncertainty_equals_numpy(n, d, c, kind, scale, seed):
+    """Rows in and out of the 8-row blocks and 2048-row chunks; flat, moderate and peaked softmaxes."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    w = (scale * rng.standard_normal((d, c))).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    got = np.asarray(jax.jit(lambda a, v, u: pool_uncertainty(a, v, u, kind, native=True))(x, w, b), np.float64)
+    ref = _reference_uncertainty(x, w, b, kind)
+    # float32 logits (error ~ d * eps * |x||w|) move the scores by at most that much times a small factor.
+    logit_err = 4 * d * 1.2e-7 * (np.abs(x).astype(np.float64) @ np.abs(w).astype(np.float64)).max(axis=1)
+    np.testing.assert_array_less(np.abs(got - ref), 4 * logit_err + 1e-5)
+
+
+@needs_native
+def test_fused_margin_is_zero_when_the_top_class_is_shared():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((100, 16), dtype=np.float32)
+    w = rng.standard_normal((16, 3), dtype=np.float32)
+    w = np.concatenate([w, w[:, :1]], axis=1)  # class 3 duplicates class 0: equal logits
+    b = np.array([0.5, -9.0, -9.0, 0.5], np.float32)
+    got = np.asarray(pool_uncertainty(x, w, b, "margin", native=True))
+    assert np.all(got[(x @ w[:, 0] + 0.5) >= (x @ w[:, 1:3] - 9.0).max(axis=1)] == 0.0)
+
+
+@needs_native
+def test_fused_uncertainty_under_vmap_and_grad_matches_xla():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 24), dtype=np.float32)
+    ws = rng.standard_normal((4, 24, 5), dtype=np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    for kind in ("entropy", "margin", "least_confidence"):
+        native = jax.vmap(lambda w, kind=kind: pool_uncertainty(x, w, b, kind, native=True))(ws)
+        xla = jax.vmap(lambda w, kind=kind: pool_uncertainty(x, w, b, kind, native=False))(ws)
+        np.testing.assert_allclose(native, xla, rtol=1e-5, atol=1e-5)
+        grad_native = jax.grad(lambda w, kind=kind: pool_uncertainty(x, w, b, kind, native=True).sum())(ws[0])
+        grad_xla = jax.grad(lambda w, kind=kind: pool_uncertainty(x, w, b, kind, native=False).sum())(ws[0])
+        np.testing.assert_allclose(grad_native, grad_xla, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_uncertainty_kind_is_named():
+    with pytest.raises(ValueError, match="'entropie'"):
+        pool_uncertainty(np.ones((3, 2), np.float32), np.ones((2, 2), np.float32), np.ones(2, np.float32), "entropie")
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["entropy", "margin", "least_confidence"])
+def test_uncertainty_policies_on_a_large_pool_pick_the_xla_batch(name):
+    """On a pool past NATIVE_MIN_ROWS the policies score natively; their batch is XLA's."""
     from alband.models.softmax_regression import SoftmaxParams, predict_proba
-    from alband.policies.uncertainty import entropy_scores
+    from alband.policies import RoundContext, make_policy
+    from alband.policies.uncertainty import xla_uncertainty
 
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.standard_normal((NATIVE_MIN_ROWS * 2, 64), dtype=np.float32))
+    n = NATIVE_MIN_ROWS + 1000
+    x = jnp.asarray(rng.standard_normal((n, 64), dtype=np.float32))
     params = SoftmaxParams(jnp.asarray(rng.standard_normal((64, 5), dtype=np.float32) * 0.3),
                            jnp.asarray(rng.standard_normal(5, dtype=np.float32) * 0.1))
-    ours = jax.lax.top_k(entropy_scores(predict_proba(params, x)), 50)[1]
-    xla = jax.lax.top_k(entropy_scores(jax.nn.softmax(x @ params.w + params.b, axis=-1)), 50)[1]
-    assert set(np.asarray(ours).tolist()) == set(np.asarray(xla).tolist())
+    queried = jnp.asarray(rng.random(n) < 0.3)
+    ctx = RoundContext(x, queried, predict_proba(params, x), params, jnp.ones(n, jnp.float32), jnp.int32(1))
+    policy = make_policy(name)
+    jaxpr = str(jax.make_jaxpr(lambda c: policy.select((), c, jax.random.key(0), 50)[0])(ctx))
+    assert "alband_pool_uncertainty" in jaxpr
+    ours = np.asarray(jax.jit(lambda c: policy.select((), c, jax.random.key(0), 50)[0])(ctx))
+    probs = jax.nn.softmax(x @ params.w + params.b, axis=-1)
+    xla = np.asarray(jax.lax.top_k(jnp.where(queried, -jnp.inf, xla_uncertainty(probs, name)), 50)[1])
+    assert len(set(ours.tolist())) == 50 and not np.asarray(queried)[ours].any()
+    assert set(ours.tolist()) == set(xla.tolist())
 
 
 def _status_in_subprocess(env_updates: dict[str, str], tmp_path: Path) -> dict:

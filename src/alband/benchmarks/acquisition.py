@@ -4,14 +4,16 @@ Pool: ``n`` rows of ``N(0, I_d)``, float32, seeded; a 10-class softmax model
 ``p = softmax(x W + b)`` with ``W ~ N(0, 4/d)``, so predictions are neither
 uniform nor one-hot.
 
-* ``score_topk_seconds``: entropy of every item and ``lax.top_k`` of the
-  ``batch`` largest, one jitted call through the library's own path (the
-  learner's ``predict_proba``, whose pool product is the native narrow kernel of
-  :mod:`alband.kernels` for pools of ``NATIVE_MIN_ROWS`` rows or more where the
-  machine allows it: ``native_kernel`` says whether it did, and why not);
-  ``score_topk_xla_seconds`` the same with XLA's own ``X @ W`` for comparison;
-  ``margin_topk_seconds`` the same with the
-  margin (max, mask, max: faster than ``top_k(P, 2)``); ``streamed_*`` the
+* ``score_topk_seconds``: the ``entropy`` policy choosing a batch of ``batch``
+  items from the whole pool (one jitted call: the round context the loop builds,
+  then the policy's ``select``: entropy of every item and a masked
+  ``lax.top_k``). On pools of ``NATIVE_MIN_ROWS`` rows or more, where the machine
+  allows it, the policy scores in one fused native pass
+  (:func:`alband.kernels.pool_uncertainty`); ``native_kernel`` says whether it
+  did, and why not. ``score_topk_xla_seconds``: the same batch from XLA alone
+  (``softmax(X @ W + b)``, entropy, ``lax.top_k``), and
+  ``native_and_xla_same_batch`` whether both chose the same items;
+  ``margin_topk_seconds`` the ``margin`` policy the same way; ``streamed_*`` the
   entropy scored in chunks of ``chunk_rows`` rows with a running top-B
   (:func:`alband.policies.streaming.streamed_top_b`).
 * ``read_roof_seconds``: one jitted ``X @ v`` pass over the same device array in
@@ -136,11 +138,11 @@ def bench_acquisition(
     import jax
     import jax.numpy as jnp
 
-    from alband.kernels import native_status, uses_native_kernel
+    from alband.kernels import NATIVE_MIN_ROWS, native_status, uses_native_kernel, xla_uncertainty
     from alband.models.softmax_regression import SoftmaxParams, predict_proba
     from alband.policies import RoundContext, make_policy
     from alband.policies.streaming import DEFAULT_CHUNK_ROWS, streamed_top_b_device
-    from alband.policies.uncertainty import entropy_scores, margin_scores
+    from alband.policies.uncertainty import entropy_scores
 
     n = _check_int(n, "n")
     d = _check_int(d, "d")
@@ -157,17 +159,21 @@ def bench_acquisition(
     W, b = jnp.asarray(W_host), jnp.asarray(b_host)
     v = jnp.ones((d,), jnp.float32)
 
-    @jax.jit
-    def entropy_topk(X, W, b):
-        return jax.lax.top_k(entropy_scores(predict_proba(SoftmaxParams(W, b), X)), batch)
+    entropy_policy, margin_policy = make_policy("entropy"), make_policy("margin")
+    unqueried = jnp.zeros((n,), bool)
+    unit_cost = jnp.ones((n,), jnp.float32)
+
+    def policy_batch(policy, X, W, b):
+        params = SoftmaxParams(W, b)
+        ctx = RoundContext(X, unqueried, predict_proba(params, X), params, unit_cost, jnp.int32(1))
+        return policy.select(policy.init(ctx), ctx, jax.random.key(0), batch)[0]
+
+    entropy_topk = jax.jit(lambda X, W, b: policy_batch(entropy_policy, X, W, b))
+    margin_topk = jax.jit(lambda X, W, b: policy_batch(margin_policy, X, W, b))
 
     @jax.jit
     def entropy_topk_xla(X, W, b):
-        return jax.lax.top_k(entropy_scores(jax.nn.softmax(X @ W + b, axis=-1)), batch)
-
-    @jax.jit
-    def margin_topk(X, W, b):
-        return jax.lax.top_k(margin_scores(predict_proba(SoftmaxParams(W, b), X)), batch)
+        return jax.lax.top_k(xla_uncertainty(jax.nn.softmax(X @ W + b, axis=-1), "entropy"), batch)[1]
 
     @jax.jit
     def read_once(X, v):
@@ -179,8 +185,8 @@ def bench_acquisition(
     read = _timed(lambda: read_once(X, v), repeats)
     score = _timed(lambda: entropy_topk(X, W, b), repeats)
     score_xla = _timed(lambda: entropy_topk_xla(X, W, b), repeats)
-    same_batch = bool(np.array_equal(np.sort(np.asarray(entropy_topk(X, W, b)[1])),
-                                     np.sort(np.asarray(entropy_topk_xla(X, W, b)[1]))))
+    same_batch = bool(np.array_equal(np.sort(np.asarray(entropy_topk(X, W, b))),
+                                     np.sort(np.asarray(entropy_topk_xla(X, W, b)))))
     margin = _timed(lambda: margin_topk(X, W, b), repeats)
     streamed = _timed(lambda: streamed_top_b_device(chunk_entropy, X, batch, chunk_rows), repeats)
 
@@ -200,7 +206,8 @@ def bench_acquisition(
         "ratio": score["seconds"] / read["seconds"] if read["seconds"] > 0 else None,
         "score_topk_xla_seconds": score_xla["seconds"],
         "ratio_xla": score_xla["seconds"] / read["seconds"] if read["seconds"] > 0 else None,
-        "native_kernel": {**native_status().as_dict(), "used": uses_native_kernel(X.shape, W.shape)},
+        "native_kernel": {**native_status().as_dict(), "used": uses_native_kernel(X.shape, W.shape),
+                          "min_rows": NATIVE_MIN_ROWS},
         "native_and_xla_same_batch": same_batch,
         "read_gb_per_second": X_host.nbytes / read["seconds"] / 1e9 if read["seconds"] > 0 else None,
         "margin_topk_seconds": margin["seconds"],
@@ -244,7 +251,7 @@ def bench_acquisition(
         out[f"{label}_seconds"] = timing["seconds"]
         out[f"{label}_first_seconds"] = timing["first"]
 
-    our_margin_picks = np.asarray(margin_topk(X, W, b)[1])
+    our_margin_picks = np.asarray(margin_topk(X, W, b))
     out.update(_peers(X_host, W_host, b_host, queried, m, batch, div_batch, repeats, seed, out, with_peers,
                       our_margin_picks))
     out["machine"] = acquisition_machine_info()

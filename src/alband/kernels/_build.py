@@ -1,7 +1,7 @@
 """Compile, cache and register the native CPU kernels (the one place the core touches disk).
 
 Like XLA's own compilation cache, this is a build step, not data I/O: on first
-use in a process, :func:`native_library` compiles ``narrow_matmul.cc`` with the
+use in a process, :func:`native_status` compiles ``pool_scoring.cc`` with the
 system C++ compiler against the XLA FFI headers that jaxlib ships
 (``jax.ffi.include_dir()``), caches the shared library under
 ``$ALBAND_CACHE_DIR`` (default ``$XDG_CACHE_HOME/alband`` or ``~/.cache/alband``)
@@ -30,8 +30,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("narrow_matmul.cc")
-TARGETS = {"alband_narrow_matmul": "AlbandNarrowMatmul"}
+SOURCE = Path(__file__).with_name("pool_scoring.cc")
+TARGETS = {"alband_narrow_matmul": "AlbandNarrowMatmul", "alband_pool_uncertainty": "AlbandPoolUncertainty"}
 FLAGS = ("-O3", "-mavx2", "-mfma", "-std=c++17", "-shared", "-fPIC")
 DISABLE_ENV = "ALBAND_NATIVE_KERNELS"
 CACHE_ENV = "ALBAND_CACHE_DIR"

@@ -5,7 +5,7 @@ pool, so this product is the pass whose speed decides how fast a pool is
 scored. It reads ``N d`` floats and does ``N d C`` multiply-adds. For C of a
 few classes XLA's CPU backend runs it through a general matrix product at
 about a quarter of the FMA peak, which makes scoring 2-3x slower than one read
-of ``X``. :func:`narrow_matmul` uses the native kernel of ``narrow_matmul.cc``
+of ``X``. :func:`narrow_matmul` uses the native kernel of ``pool_scoring.cc``
 instead (one read of each row against all C columns; see that file) when
 
 * the pool has at least :data:`NATIVE_MIN_ROWS` rows (below that the product

@@ -6,50 +6,58 @@
   maximum again, which is faster than ``lax.top_k(p, 2)`` on wide pools.
 * entropy: ``-sum_c p_c log p_c`` (Settles 2009, section 3.1)
 
-Each is one vectorised pass over the ``(N, C)`` probabilities.
+Each is one vectorised pass over the ``(N, C)`` probabilities. On large pools
+(:func:`alband.kernels.uses_native_kernel`) the policies compute them instead
+from the pool and the learner's parameters in one fused native pass
+(:func:`alband.kernels.pool_uncertainty`: logits, softmax and score per row,
+each row of ``X`` read once), which agrees with the probability form to float32
+rounding; this relies on ``ctx.probs`` being ``predict_proba(ctx.params, ctx.x)``,
+as :func:`alband.rounds.round_context` builds it.
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from alband.policies.base import QueryPolicy, score_policy
+from alband.kernels import pool_uncertainty, uses_native_kernel, xla_uncertainty
+from alband.policies.base import QueryPolicy, RoundContext, score_policy
 from alband.policies.registry import register_policy
 
 Array = jax.Array
 
 
 def least_confidence_scores(probs: Array) -> Array:
-    return 1.0 - jnp.max(probs, axis=-1)
+    return xla_uncertainty(probs, "least_confidence")
 
 
 def margin_scores(probs: Array) -> Array:
-    top = jnp.max(probs, axis=-1, keepdims=True)
-    is_top = probs >= top
-    # If several classes tie for the top, the margin is 0.
-    n_top = jnp.sum(is_top, axis=-1)
-    runner_up = jnp.max(jnp.where(is_top, -jnp.inf, probs), axis=-1)
-    gap = jnp.where(n_top > 1, 0.0, top[:, 0] - runner_up)
-    return -gap
+    """``-(p_(1) - p_(2))``; 0 when several classes tie for the top."""
+    return xla_uncertainty(probs, "margin")
 
 
 def entropy_scores(probs: Array) -> Array:
-    return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(probs), 0.0), axis=-1)
+    return xla_uncertainty(probs, "entropy")
+
+
+def uncertainty_scores(ctx: RoundContext, kind: str) -> Array:
+    """Score ``kind`` of every pool item: fused from ``x`` and the parameters on large pools, else from ``probs``."""
+    if uses_native_kernel(ctx.x.shape, ctx.params.w.shape, ctx.x.dtype):
+        return pool_uncertainty(ctx.x, ctx.params.w, ctx.params.b, kind)
+    return xla_uncertainty(ctx.probs, kind)
 
 
 @register_policy("least_confidence")
 def least_confidence() -> QueryPolicy:
-    return score_policy("least_confidence", lambda ctx, key: least_confidence_scores(ctx.probs))
+    return score_policy("least_confidence", lambda ctx, key: uncertainty_scores(ctx, "least_confidence"))
 
 
 @register_policy("margin")
 def margin() -> QueryPolicy:
-    return score_policy("margin", lambda ctx, key: margin_scores(ctx.probs))
+    return score_policy("margin", lambda ctx, key: uncertainty_scores(ctx, "margin"))
 
 
 @register_policy("entropy")
 def entropy() -> QueryPolicy:
-    return score_policy("entropy", lambda ctx, key: entropy_scores(ctx.probs))
+    return score_policy("entropy", lambda ctx, key: uncertainty_scores(ctx, "entropy"))
 
 

@@ -42,7 +42,9 @@ uniform nor one-hot.
   ``margin_topk_seconds``; BADGE: ``badge_seconds``). Absent packages give
   ``None`` timings and ratios and a reason in ``peers_skipped``.
 
-Every timing is the median of ``repeats`` calls (default 5) *after* a warm-up
+The read roof, the policy's batch and the XLA batch are timed in alternation
+(one call of each per repeat), so that the load of a shared machine weighs on
+their ratio less. Every timing is the median of ``repeats`` calls (default 5) *after* a warm-up
 call (compilation, and first touch of freshly allocated memory, which is about
 half as fast as reused buffers); the warm-up time is reported as
 ``*_first_seconds``. Machine information (cores, load average, versions) comes
@@ -68,6 +70,29 @@ def _check_int(value: object, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise AlbandError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _timed_alternating(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, dict[str, Any]]:
+    """Like :func:`_timed` for several functions, called in turn in every repeat.
+
+    Alternating spreads slow and fast spells of a shared machine over all of
+    them, so their ratios are steadier than from back-to-back blocks of repeats.
+    """
+    import jax
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        out[name] = {"first": time.perf_counter() - start, "all": []}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            out[name]["all"].append(time.perf_counter() - start)
+    for timing in out.values():
+        timing["seconds"] = statistics.median(timing["all"])
+    return out
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> dict[str, Any]:
@@ -182,9 +207,9 @@ def bench_acquisition(
     def chunk_entropy(rows):
         return entropy_scores(jax.nn.softmax(rows @ W + b, axis=-1))
 
-    read = _timed(lambda: read_once(X, v), repeats)
-    score = _timed(lambda: entropy_topk(X, W, b), repeats)
-    score_xla = _timed(lambda: entropy_topk_xla(X, W, b), repeats)
+    timed = _timed_alternating({"read": lambda: read_once(X, v), "score": lambda: entropy_topk(X, W, b),
+                                "score_xla": lambda: entropy_topk_xla(X, W, b)}, repeats)
+    read, score, score_xla = timed["read"], timed["score"], timed["score_xla"]
     same_batch = bool(np.array_equal(np.sort(np.asarray(entropy_topk(X, W, b))),
                                      np.sort(np.asarray(entropy_topk_xla(X, W, b)))))
     margin = _timed(lambda: margin_topk(X, W, b), repeats)

@@ -69,6 +69,7 @@ def uses_native_kernel(x_shape: tuple[int, ...], w_shape: tuple[int, ...], dtype
     return (
         len(x_shape) == 2
         and len(w_shape) == 2
+        and x_shape[1] == w_shape[0]
         and x_shape[0] >= NATIVE_MIN_ROWS
         and 1 <= w_shape[1] <= NATIVE_MAX_COLUMNS
         and jnp.dtype(dtype) == jnp.float32

@@ -167,8 +167,12 @@ inline __m256 scores8(const float* z, const float* b, int64_t C, int64_t kind) {
     m = _mm256_max_ps(m, v);
   }
   __m256 s = _mm256_setzero_ps(), t = _mm256_setzero_ps();
+  // v = z_c - m is clamped below (NaN kept: max returns its second operand then) so that a class
+  // with p = 0 -- a -inf bias, or a gap past the float range -- adds e v = 0 * (-88.4) = 0 to t,
+  // not 0 * (-inf) = NaN; exp8 clamps there already, so e is unchanged.
+  const __m256 lowest = _mm256_set1_ps(-88.3762626647949f);
   for (int64_t c = 0; c < C; ++c) {
-    const __m256 v = _mm256_sub_ps(_mm256_add_ps(_mm256_load_ps(z + 8 * c), _mm256_set1_ps(b[c])), m);
+    const __m256 v = _mm256_max_ps(lowest, _mm256_sub_ps(_mm256_add_ps(_mm256_load_ps(z + 8 * c), _mm256_set1_ps(b[c])), m));
     const __m256 e = exp8(v);
     s = _mm256_add_ps(s, e);
     t = _mm256_fmadd_ps(e, v, t);

@@ -95,7 +95,7 @@ def pool_uncertainty(x: Array, w: Array, b: Array, kind: str, *, native: bool | 
         raise ValueError(f"unknown uncertainty kind {kind!r}; expected one of {KINDS}")
     x, w, b = jnp.asarray(x), jnp.asarray(w), jnp.asarray(b)
     if native is None:
-        native = (x.dtype == w.dtype == b.dtype == jnp.float32 and b.ndim == 1
+        native = (x.dtype == w.dtype == b.dtype == jnp.float32 and b.shape == w.shape[-1:]
                   and uses_native_kernel(x.shape, w.shape, x.dtype))
     elif native:
         if x.ndim != 2 or w.ndim != 2 or b.shape != (w.shape[-1],) or x.shape[1] != w.shape[0]:

@@ -61,6 +61,8 @@ def test_small_or_non_float32_inputs_stay_on_xla():
     assert not uses_native_kernel((NATIVE_MIN_ROWS - 1, 384), (384, 4))
     assert not uses_native_kernel((NATIVE_MIN_ROWS, 384), (384, 4), jnp.float64)
     assert not uses_native_kernel((NATIVE_MIN_ROWS, 384, 2), (384, 4))
+    assert not uses_native_kernel((NATIVE_MIN_ROWS, 384), (384, 13))  # past one register block: XLA is faster
+    assert not uses_native_kernel((NATIVE_MIN_ROWS, 384), (383, 4))
     x = np.ones((10, 3), np.float32)
     assert "alband_narrow_matmul" not in str(jax.make_jaxpr(narrow_matmul)(x, np.ones((3, 2), np.float32)))
 
@@ -228,3 +230,8 @@ def test_compiled_once_then_loaded_from_the_cache(tmp_path):
     assert first["available"] and first["compiled_now"] is True
     assert second["available"] and second["compiled_now"] is False and second["library"] == first["library"]
     assert first["sum"] == second["sum"] == 70000 * 8 * 3
+    library = Path(first["library"])
+    assert library.stat().st_mode & 0o755 == 0o755  # loadable by other users of a shared cache
+    library.write_bytes(b"not a shared library")  # a truncated or foreign file in the cache
+    third = _status_in_subprocess({}, tmp_path)
+    assert third["available"] and third["compiled_now"] is True and third["sum"] == 70000 * 8 * 3

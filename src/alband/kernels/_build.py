@@ -7,7 +7,8 @@ system C++ compiler against the XLA FFI headers that jaxlib ships
 ``$ALBAND_CACHE_DIR`` (default ``$XDG_CACHE_HOME/alband`` or ``~/.cache/alband``)
 in a folder named by a hash of the source, the jaxlib version, the compiler and
 its flags, and registers its handlers as XLA custom-call targets. Later
-processes load the cached library (no compiler needed).
+processes load the cached library (the compiler is still asked for its version,
+which is part of the cache key); a cached file that does not load is rebuilt once.
 
 The kernels need Linux on x86-64 with AVX2 and FMA (read from
 ``/proc/cpuinfo`` before anything is loaded, since running an unsupported
@@ -107,6 +108,7 @@ def _build(cxx: str, include_dir: str, folder: Path) -> Path:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RuntimeError(f"{Path(cxx).name} failed (exit {done.returncode}): {last}")
+        os.chmod(tmp, 0o755)  # mkstemp made it 0600: let other users of a shared cache load it
         os.replace(tmp, target)  # atomic: concurrent builders each publish a complete file
     finally:
         if os.path.exists(tmp):
@@ -134,7 +136,14 @@ def _load() -> NativeStatus:
         folder = cache_root() / "kernels" / key
         fresh = not (folder / "libalband_kernels.so").exists()
         path = _build(cxx, jax.ffi.include_dir(), folder)
-        lib = ctypes.cdll.LoadLibrary(str(path))
+        try:
+            lib = ctypes.cdll.LoadLibrary(str(path))
+        except OSError:
+            if fresh:
+                raise
+            path.unlink(missing_ok=True)  # a truncated or foreign file in the cache: build it again
+            path, fresh = _build(cxx, jax.ffi.include_dir(), folder), True
+            lib = ctypes.cdll.LoadLibrary(str(path))
         for target, symbol in TARGETS.items():
             jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     except Exception as exc:  # any failure means: use XLA's product instead

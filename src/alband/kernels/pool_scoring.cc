@@ -7,7 +7,7 @@
 //                             2 least confidence 1 - max p.
 //
 // Why: XLA's CPU backend hands this shape to a general GEMM that runs at about a quarter of
-// the FMA peak when C is 4-16; scoring a pool is then compute-bound at 2-3x the time of one
+// the FMA peak when C is 4-12; scoring a pool is then compute-bound at 2-3x the time of one
 // read of X. Here each row of X is read once and multiplied against all C columns of W
 // (given transposed, Wt (C, d), so both operands are read along d): per 8 floats of the row,
 // one load of X and C fused multiply-adds against rows of Wt, which stay in L1.

@@ -65,9 +65,8 @@ def _native(kind: str):
 
     @native.def_vmap
     def batched(axis_size, in_batched, x, w, b):
-        x, w, b = (a if batched_ else jnp.broadcast_to(a, (axis_size, *a.shape))
-                   for a, batched_ in zip((x, w, b), in_batched))
-        return jax.vmap(lambda x, w, b: _xla_from_params(x, w, b, kind))(x, w, b), True
+        axes = tuple(0 if batched_ else None for batched_ in in_batched)
+        return jax.vmap(lambda x, w, b: _xla_from_params(x, w, b, kind), in_axes=axes)(x, w, b), True
 
     @jax.custom_jvp
     def scores(x, w, b):

@@ -28,3 +28,21 @@ def episode_data(n: int = 120, d: int = 6, n_classes: int = 3, seed: int = 0) ->
 def llm_annotator(n_classes: int = 3, flip_rate: float = 0.1, p_in: float = 1.0, p_out: float = 5.0):
     return make_simulated_annotator(n_classes, Price(p_in, p_out), flip_rate=flip_rate,
                                     prompt_tokens=50, output_tokens=4, max_output_tokens=16)
+
+
+def three_simulated_annotators_toml(*, cheap_flip_rate: float = 0.25, strong_label_weight: float | None = 0.9,
+                                    human_usd_per_label: float = 0.001) -> str:
+    """``[annotators.*]`` TOML of the cheap / strong / human mix the routing tests use.
+
+    A cheap LLM ($0.15 / $0.60 per million tokens), a strong LLM ($3 / $15, 5 % flips) and a per-label
+    human, all simulated. Braces-free, so it can sit inside a ``str.format`` template.
+    """
+    strong_weight = "" if strong_label_weight is None else f"label_weight = {strong_label_weight}\n"
+    return (
+        "[annotators.cheap]\nkind = \"simulated\"\ninput_usd_per_mtok = 0.15\noutput_usd_per_mtok = 0.60\n"
+        f"flip_rate = {cheap_flip_rate}\nprompt_tokens = 120\noutput_tokens = 8\nmax_output_tokens = 32\n\n"
+        "[annotators.strong]\nkind = \"simulated\"\ninput_usd_per_mtok = 3.0\noutput_usd_per_mtok = 15.0\n"
+        "flip_rate = 0.05\nprompt_tokens = 120\noutput_tokens = 8\nmax_output_tokens = 32\n"
+        f"{strong_weight}\n"
+        f"[annotators.human]\nkind = \"simulated\"\nusd_per_label = {human_usd_per_label}\n"
+    )

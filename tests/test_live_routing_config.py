@@ -12,6 +12,7 @@ from alband.cli.main import main
 from alband.config import parse_config
 from alband.errors import AlbandError
 from alband.runner import make_router
+from helpers import three_simulated_annotators_toml
 
 BASE = """
 [data]
@@ -32,29 +33,7 @@ seed = 0
 [budget]
 usd = {budget}
 
-[annotators.cheap]
-kind = "simulated"
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.60
-flip_rate = 0.25
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-
-[annotators.strong]
-kind = "simulated"
-input_usd_per_mtok = 3.0
-output_usd_per_mtok = 15.0
-flip_rate = 0.05
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-label_weight = 0.9
-
-[annotators.human]
-kind = "simulated"
-usd_per_label = 0.001
-
+""" + three_simulated_annotators_toml() + """
 [annotators.llm]
 kind = "openai"
 model = "gpt-4o-mini"

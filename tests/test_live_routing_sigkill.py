@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import three_simulated_annotators_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("cheap", "strong", "human")
@@ -41,28 +42,7 @@ seed = 0
 [budget]
 usd = {budget}
 
-[annotators.cheap]
-kind = "simulated"
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.60
-flip_rate = 0.20
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-
-[annotators.strong]
-kind = "simulated"
-input_usd_per_mtok = 3.0
-output_usd_per_mtok = 15.0
-flip_rate = 0.05
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-
-[annotators.human]
-kind = "simulated"
-usd_per_label = 0.002
-
+""" + three_simulated_annotators_toml(cheap_flip_rate=0.20, strong_label_weight=None, human_usd_per_label=0.002) + """
 [routing]
 router = "cascade"
 annotators = ["cheap", "strong", "human"]

@@ -23,6 +23,7 @@ from alband.policies import make_policy
 from alband.routing import AuditConfig, CascadeConfig, cascade_router
 from alband.runner import load_task
 from alband.simulate import EpisodeConfig, make_simulated_annotator, simulate, stack_annotators
+from helpers import three_simulated_annotators_toml
 
 N_INITIAL, BATCH, ROUNDS, SEED = 4, 4, 4, 7
 BUDGET = 1.0
@@ -45,29 +46,7 @@ seed = {seed}
 [budget]
 usd = {budget}
 
-[annotators.cheap]
-kind = "simulated"
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.60
-flip_rate = 0.25
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-
-[annotators.strong]
-kind = "simulated"
-input_usd_per_mtok = 3.0
-output_usd_per_mtok = 15.0
-flip_rate = 0.05
-prompt_tokens = 120
-output_tokens = 8
-max_output_tokens = 32
-label_weight = 0.9
-
-[annotators.human]
-kind = "simulated"
-usd_per_label = 0.001
-
+""" + three_simulated_annotators_toml() + """
 {extra}
 """
 CASCADE = """[routing]

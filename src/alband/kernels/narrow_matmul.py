@@ -33,7 +33,7 @@ Array = jax.Array
 NATIVE_MIN_ROWS = 32_768
 # Up to 12 columns the kernel keeps one accumulator register per column and reads each row
 # once; past that it re-reads rows per block of 8 columns and loses to XLA's product
-# (measured at N = 200k, d = 384: 1.6x faster at C = 10-12, even at 13-16, 2x slower at 32).
+# (measured at N = 200k, d = 384: 1.6x faster at C = 10-12, about even at 13, 1.3x slower at 16, 2x at 32).
 NATIVE_MAX_COLUMNS = 12
 
 

@@ -7,8 +7,8 @@ package (BBC News, 2,225 articles, 5 topics, TF-IDF + SVD embeddings):
 * annotators: a cheap LLM (noisy, cents per thousand labels), a strong LLM
   (less noisy, ~15x the price) and a human-priced gold oracle (a flat fee per label);
 * policies: random and entropy sampling;
-* every (policy, annotator) pair is simulated over ``seeds`` seeds in one
-  vmapped call per policy; seed 0 of each pair is also run through the live
+* every (policy, annotator) pair is simulated over ``seeds`` seeds (20 by
+  default) in one compiled call (:func:`alband.simulate.simulate_many`); seed 0 of each pair is also run through the live
   loop with a SQLite ledger, and the demo checks that it bought exactly the
   items the simulator predicted.
 
@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from alband.stats import mean_interval
 
 DEMO_ANNOTATORS = {
     # name: (toml table body, colour)
@@ -64,20 +66,19 @@ usd = {budget_usd}
 """
 
 
-def _mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and the half-width of a normal 95% confidence interval."""
-    n = values.shape[axis]
-    sd = values.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(values.mean(axis=axis))
-    return values.mean(axis=axis), 1.96 * sd / np.sqrt(n)
+def _mean_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``values`` (seeds x rounds): the mean and the half-width of its Student-t 95% interval."""
+    intervals = [mean_interval(column) for column in np.asarray(values, np.float64).T]
+    return np.array([i.estimate for i in intervals]), np.array([i.half_width for i in intervals])
 
 
-def run_demo(out: Path, *, seeds: int = 5, rounds: int = 15, quiet: bool = False) -> dict:
+def run_demo(out: Path, *, seeds: int = 20, rounds: int = 15, quiet: bool = False) -> dict:
     import jax
     import jax.numpy as jnp
 
     from alband.config import parse_config
     from alband.runner import load_task, loop_settings, simulated_annotator_model, start_run
-    from alband.simulate.episode import EpisodeConfig, simulate_seeds
+    from alband.simulate.episode import EpisodeConfig, simulate_many
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def run_demo(out: Path, *, seeds: int = 5, rounds: int = 15, quiet: bool = False
             episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial,
                                     settings.batch_size, settings.n_rounds)
             t0 = time.perf_counter()
-            trace = jax.block_until_ready(simulate_seeds(episode, data, model, config.budget_usd, seed_array))
+            trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array))
             sim_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -155,11 +156,13 @@ def _paired_differences(results: dict) -> dict:
         acc_diff = np.subtract(ent["final_accuracy_per_seed"], ran["final_accuracy_per_seed"])
         per_dollar = (np.divide(ent["final_accuracy_per_seed"], ent["final_spent_usd_per_seed"])
                       - np.divide(ran["final_accuracy_per_seed"], ran["final_spent_usd_per_seed"]))
-        mean, ci = _mean_ci(acc_diff)
-        pd_mean, pd_ci = _mean_ci(per_dollar)
+        accuracy = mean_interval(acc_diff)
+        dollars = mean_interval(per_dollar)
         out[annotator] = {
-            "final_accuracy_diff": float(mean), "final_accuracy_diff_ci95": float(ci),
-            "accuracy_per_dollar_diff": float(pd_mean), "accuracy_per_dollar_diff_ci95": float(pd_ci),
+            "final_accuracy_diff": accuracy.estimate, "final_accuracy_diff_ci95": accuracy.half_width,
+            "final_accuracy_diff_interval": accuracy.to_dict(),
+            "accuracy_per_dollar_diff": dollars.estimate, "accuracy_per_dollar_diff_ci95": dollars.half_width,
+            "accuracy_per_dollar_diff_interval": dollars.to_dict(),
         }
     return out
 
@@ -175,9 +178,15 @@ def format_table(results: dict) -> str:
             f"{acc.mean():>11.3f} ± {sd:.3f} {np.mean(acc / spent):>10.3g}"
         )
     rows.append(f"(mean ± sd over {results['seeds']} seeds; 'acc per $' = final accuracy / dollars spent)")
-    rows.append("entropy - random, paired by seed (mean ± 95% CI):")
+    rows.append("entropy - random, paired by seed (mean and Student-t 95% interval):")
     for annotator, d in results["paired_entropy_minus_random"].items():
-        rows.append(f"  {annotator:<11} final accuracy {d['final_accuracy_diff']:+.4f} ± {d['final_accuracy_diff_ci95']:.4f}")
+        low, high = d["final_accuracy_diff_interval"]["low"], d["final_accuracy_diff_interval"]["high"]
+        if low is None:
+            rows.append(f"  {annotator:<11} final accuracy {d['final_accuracy_diff']:+.4f} (one seed: no interval)")
+            continue
+        verdict = "beyond its interval" if low > 0 or high < 0 else "interval holds 0: not distinguishable from random"
+        rows.append(f"  {annotator:<11} final accuracy {d['final_accuracy_diff']:+.4f} [{low:+.4f}, {high:+.4f}]"
+                    f"  {verdict}")
     return "\n".join(rows)
 
 

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="random vs entropy sampling on BBC News with three priced annotators")
     demo.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    demo.add_argument("--seeds", type=int, default=5, help="seeds per policy and annotator (default: 5)")
+    demo.add_argument("--seeds", type=int, default=20, help="seeds per policy and annotator (default: 20)")
     demo.add_argument("--rounds", type=int, default=15, help="query rounds of 10 labels (default: 15)")
     demo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     demo.set_defaults(func=_cmd_demo)

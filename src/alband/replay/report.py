@@ -37,6 +37,7 @@ import numpy as np
 from alband.replay.data import HUMAN
 from alband.replay.runner import LEARNED_ROUTERS, ReplayResult, RouterRuns
 from alband.routing.metrics import apgr, cost_to_target, pgr
+from alband.stats import mean_interval, wilson_interval
 
 REPORT_ORDER = ("always-cheapest", "always-strongest", "best-fixed") + LEARNED_ROUTERS
 
@@ -59,31 +60,22 @@ DEFINITIONS = {
 }
 
 
-def _t975(df: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, df))
-
-
-def _wilson(k: float, n: float, z: float = 1.959963984540054) -> list[float] | None:
+def _wilson(k: float, n: float) -> list[float] | None:
+    """Wilson score 95% interval of ``k`` successes in ``n`` trials (:func:`alband.stats.wilson_interval`)."""
     if n <= 0:
         return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [centre - half, centre + half]
+    interval = wilson_interval(int(round(k)), int(round(n)))
+    return [interval.low, interval.high]
 
 
 def _mean_ci(values: np.ndarray) -> tuple[float | None, list[float] | None]:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
+    """Mean over seeds and its Student-t 95% interval (:func:`alband.stats.mean_interval`)."""
+    interval = mean_interval(np.where(np.isfinite(values), values, np.nan))
+    if interval.n == 0:
         return None, None
-    m = float(v.mean())
-    if v.size < 2:
-        return m, None
-    half = _t975(v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return m, [m - half, m + half]
+    if interval.n < 2:
+        return interval.estimate, None
+    return interval.estimate, [interval.low, interval.high]
 
 
 def _num(x) -> float | None:

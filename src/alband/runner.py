@@ -34,12 +34,12 @@ from alband.task import Task
 _STATUS_KEY = "status"
 
 
-def load_task(config: RunConfig) -> Task:
-    """The dataset named by ``[data]``, as a pool and a test set."""
+def load_task(config: RunConfig, *, quiet: bool = False) -> Task:
+    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar)."""
     from alband.data.spec import load_dataset
 
     try:
-        dataset = load_dataset(config.data, base_dir=config.base_dir)
+        dataset = load_dataset(config.data, base_dir=config.base_dir, progress=False if quiet else None)
     except AlbandError as err:
         message = str(err)
         raise AlbandError(f"{config.source}: {message}" if message.startswith("[data]") else message) from None
@@ -228,7 +228,7 @@ def _progress(total: int, quiet: bool, desc: str):
 
 def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEvent]:
     """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
-    task, validation = hold_out_validation(config, load_task(config))
+    task, validation = hold_out_validation(config, load_task(config, quiet=quiet))
     settings = loop_settings(config, task)
     if config.routing is None:
         annotator, expected_cost, weight = build_annotator(config, task)

@@ -17,8 +17,8 @@ Every loader returns a :class:`Dataset` that passed :func:`validate_dataset`.
 from alband.data.bbc_news import load_bbc_news
 from alband.data.dataset import Dataset, describe, validate_dataset
 from alband.data.embed import embed_texts
-from alband.data.minilm import embed_minilm
 from alband.data.folder import load_embedded_folder
+from alband.data.minilm import embed_minilm
 from alband.data.npy import load_npy
 from alband.data.spec import SOURCES, load_dataset
 from alband.data.split import stratified_split, subsample_pool

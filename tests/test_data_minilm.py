@@ -111,6 +111,16 @@ def test_cache_is_hit_the_second_time(tmp_path, monkeypatch):
     np.testing.assert_array_equal(embed_minilm(SENTENCES, directory=tmp_path, progress=False), first)
 
 
+def test_truncation_keeps_256_pieces_from_the_chosen_side():
+    text = "alpha " * 300 + "the match ended in a draw"
+    right, = shared_encoder("right").tokenize([text])
+    left, = shared_encoder("left").tokenize([text])
+    tail, = shared_encoder("right").tokenize(["the match ended in a draw"])
+    assert len(right) == len(left) == 256 and right[0] == left[0] == tail[0] and right[-1] == left[-1] == tail[-1]
+    end = tail[1:]  # the pieces of the last words, then [SEP]
+    assert left[-len(end):] == end and right[-len(end):] != end
+
+
 def test_buckets_and_batches():
     assert [bucket_length(n) for n in (1, 16, 17, 100, 129, 256)] == [16, 16, 32, 128, 256, 256]
     assert [bucket_rows(n, 64) for n in (1, 3, 33, 64)] == [1, 4, 64, 64]

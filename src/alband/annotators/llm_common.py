@@ -117,7 +117,7 @@ class ProviderReply:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with the secrets and credential-shaped tokens redacted (:func:`~alband.annotators.redaction.redact_secrets`)."""
+    """``text`` with the secrets and credential-shaped tokens redacted (:func:`.redaction.redact_secrets`)."""
     return redact_secrets(text, secrets)
 
 

@@ -92,6 +92,10 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
 }
 _REQUIRED_ANNOTATOR_KEYS = {"anthropic": ("model",), "openai": ("model",)}
+#: Annotator keys holding dollars (each a finite number >= 0).
+_PRICE_KEYS = frozenset({"input_usd_per_mtok", "output_usd_per_mtok", "usd_per_label", "usd_per_hour"})
+#: Annotator keys holding a path, relative to the config file's folder unless absolute.
+_PATH_KEYS = ("cache_dir",)
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,10 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         for key in _REQUIRED_ANNOTATOR_KEYS.get(kind, ()):
             if key not in spec:
                 raise AlbandError(f"{_where(source, section, key)} is required for kind '{kind}'")
+        for key in _PRICE_KEYS & set(spec):
+            if not (math.isfinite(spec[key]) and spec[key] >= 0):
+                raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
+                                  f"got {spec[key]!r}")
     annotator = loop.annotator or next(iter(annotators))
     if annotator not in annotators:
         raise AlbandError(
@@ -249,6 +257,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
             f"(defined: {', '.join(annotators)})"
         )
     loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator)
+    base_dir = base_dir or Path.cwd()
 
     stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None
     routing = _routing(raw["routing"], annotators, source) if "routing" in raw else None
@@ -265,13 +274,22 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         policy_params=policy,
         loop=loop,
         budget_usd=budget_usd,
-        annotators={k: dict(v) for k, v in annotators.items()},
-        base_dir=base_dir or Path.cwd(),
+        annotators={k: _resolve_paths(v, base_dir) for k, v in annotators.items()},
+        base_dir=base_dir,
         source=source,
         text=text,
         stopping=stopping,
         routing=routing,
     )
+
+
+def _resolve_paths(spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """A copy of an annotator table whose path keys are absolute: ``~`` expanded, relative to ``base_dir``."""
+    spec = dict(spec)
+    for key in _PATH_KEYS:
+        if key in spec:
+            spec[key] = str(base_dir / Path(spec[key]).expanduser())
+    return spec
 
 
 def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingConfig:

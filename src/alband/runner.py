@@ -182,7 +182,10 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
         from alband.annotators.anthropic_annotator import AnthropicAnnotator as cls
     else:
         from alband.annotators.openai_annotator import OpenAIAnnotator as cls
-    return cls(name, spec["model"], task.label_names, price, **options)
+    try:
+        return cls(name, spec["model"], task.label_names, price, **options)
+    except AlbandError as err:
+        raise AlbandError(f"{where}{err}") from None
 
 
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
@@ -205,6 +208,24 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
         stopping=None if config.stopping is None else make_rule(config.stopping.rule, **config.stopping.params),
         stop_set_size=500 if config.stopping is None else config.stopping.stop_set_size,
     )
+
+
+def require_an_affordable_label(config: RunConfig, task: Task, annotators: list) -> None:
+    """Raise unless ``[budget] usd`` covers the smallest reservation any annotator makes for a pool item.
+
+    The loop reserves an annotator's ``max_cost_usd`` bound before each paid
+    call; a budget below every item's bound cannot buy a single label, and a
+    run that bought none has nothing to learn or report.
+    """
+    texts = [task.text(i) for i in range(task.n_items)]
+    smallest = {a.name: float(np.min(np.asarray(a.max_cost_usd_many(texts), np.float64))) for a in annotators}
+    name = min(smallest, key=smallest.get)
+    if config.budget_usd < smallest[name]:
+        raise AlbandError(
+            f"{config.source}: [budget] usd = {config.budget_usd:g} is smaller than the smallest reservation, "
+            f"${smallest[name]:.6g} (annotator {name!r}, its worst-case cost for the cheapest pool item): "
+            "not one label can be bought; raise the budget"
+        )
 
 
 def hold_out_validation(config: RunConfig, task: Task) -> tuple[Task, tuple[np.ndarray, np.ndarray] | None]:
@@ -237,6 +258,7 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
     else:
         annotator, run_options = build_routing(config, task)
         label = config.routing.router
+    require_an_affordable_label(config, task, annotator if isinstance(annotator, list) else [annotator])
     events: list[RoundEvent] = []
     with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
         ledger.set_meta("base_dir", str(config.base_dir))

@@ -28,7 +28,7 @@ from alband.routing.base import Router
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
 from alband.simulate.routed import arm_key
 from alband.stopping.rules import make_rule
-from alband.stopping.validation import validation_split
+from alband.stopping.holdout import validation_split
 from alband.task import Task
 
 _STATUS_KEY = "status"

@@ -19,7 +19,7 @@ Definitions (also written into the report under ``definitions``):
 * ``apgr``: trapezoid mean of PGR over the budget grid evenly spaced from the
   full-stream cost of the weak model to that of the strong one (11 points by
   default), RouteLLM's APGR with the budget in place of the strong-call share
-  (:mod:`alband.routing.metrics`).
+  (:mod:`alband.routing.router_quality`).
 * ``cost_to_95pct_strongest``: dollars spent (mean over seeds) at the smallest
   budget of the sweep whose mean stream accuracy reaches 95% of the strongest
   model's accuracy; ``null`` if no budget of the sweep reaches it.
@@ -36,7 +36,7 @@ import numpy as np
 
 from alband.replay.data import HUMAN
 from alband.replay.runner import LEARNED_ROUTERS, ReplayResult, RouterRuns
-from alband.routing.metrics import apgr, cost_to_target, pgr
+from alband.routing.router_quality import apgr, cost_to_target, pgr
 
 REPORT_ORDER = ("always-cheapest", "always-strongest", "best-fixed") + LEARNED_ROUTERS
 

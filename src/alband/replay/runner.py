@@ -1,6 +1,6 @@
 """Run every router over an outcome matrix for several seeds and a grid of budgets.
 
-The shell side of :mod:`alband.routing.stream`: it turns the float64 outcome
+The shell side of :mod:`alband.routing.replay_engine`: it turns the float64 outcome
 matrix into the core's float32 :class:`~alband.routing.base.Stream` (realised
 costs rounded *up*, budgets rounded *down*, so the float32 replay can never
 overspend the float64 budget; routers decide on the price quotes of
@@ -106,11 +106,11 @@ def build_stream(matrix: OutcomeMatrix, features: np.ndarray, auditor: int):
 def budget_grid(matrix: OutcomeMatrix, user_budget: float, strongest: int, cheapest: int,
                 apgr_points: int, frontier_points: int) -> tuple[np.ndarray, int, list[int]]:
     """(sorted budgets, index of the user's budget, indices of the APGR grid)."""
-    from alband.routing.metrics import apgr_budget_grid
+    from alband.routing.router_quality import apgr_budget_grid
 
     full = matrix.full_cost()
     # a budget equal to a model's full-stream cost is raised by 1e-5 (relative) so that the model
-    # can label the whole stream despite the ledger's 1e-6 safety margin (alband.routing.ledger)
+    # can label the whole stream despite the spend total's 1e-6 safety margin (alband.routing.spend_total)
     slack = 1.0 + 1e-5
     apgr = apgr_budget_grid(full[cheapest] * slack, full[strongest] * slack, apgr_points)
     positive = full[full > 0]

@@ -39,7 +39,7 @@ def ratio_stream(n=8000, seed=0):
                   jnp.asarray(correct), jnp.asarray(correct))
 
 
-@pytest.mark.parametrize("make,n", [(bts_router, 2000), (ucb_bv_router, 8000)], ids=["bts", "ucb-bv"])
+@pytest.mark.parametrize("make,n", [(bts_router, 2000), (ucb_bv_router, 8000)], ids=["bts", "ucb_bv"])
 def test_budgeted_bandits_settle_on_the_best_ratio_arm(make, n):
     stream = ratio_stream(n)
     n = stream.cost_usd.shape[0]

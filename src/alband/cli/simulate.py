@@ -31,14 +31,14 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
 
     Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
     the ``[routing]`` annotators (all simulated) are stacked in arm order and
-    routed by the router ``alband run`` builds (:func:`alband.runner.make_router`),
+    routed by the router ``alband run`` builds (:meth:`alband.config.RoutingConfig.build`),
     with the same auditor and label weights, so seed ``s`` buys what a live run
     with ``[loop] seed = s`` buys.
     """
     import jax
     import jax.numpy as jnp
 
-    from alband.runner import hold_out_validation, load_task, loop_settings, make_router, simulated_annotator_model
+    from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
     from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
     from alband.stopping.outcome_statistics import ordered_outcomes, summarize
     from alband.stopping import CostModel, default_rules, make_rule
@@ -71,7 +71,7 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
         # As alband.runner.build_routing maps [routing] for the live loop; with feedback = "gold"
         # the config has no auditor, so -1 is the simulator's free feedback against gold.
         model = stack_annotators(models)
-        routed = {"router": make_router(routing),
+        routed = {"router": routing.build(),
                   "auditor": -1 if routing.auditor is None else routing.arm(routing.auditor),
                   "label_weight": routing.label_weight}
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,

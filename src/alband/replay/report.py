@@ -188,7 +188,9 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
     def model(k: int) -> dict[str, Any]:
         return {"name": m.arms[k], "accuracy": _num(acc[k]), "cost_usd": float(full[k])}
 
-    routers = [router_entry(result.runs[name], result) for name in REPORT_ORDER if name in result.runs]
+    others = [name for name in result.runs if name not in REPORT_ORDER and not name.startswith("fixed:")]
+    routers = [router_entry(result.runs[name], result)
+               for name in [n for n in REPORT_ORDER if n in result.runs] + others]
     tasks = np.array(m.tasks, dtype=object)
     task_accuracy = {}
     for task in sorted(set(m.tasks)):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from alband.benchmarks.simulate import bench_simulate_main, simulate_main
+from alband.benchmarks.simulate import bench_simulate_main
+from alband.cli.simulate import simulate_main
 from alband.demo import demo_config_text
 from alband.errors import AlbandError
 from alband.stopping import available_rules

@@ -17,18 +17,17 @@ from typing import Any
 import numpy as np
 
 from alband.annotators.simulated import SimulatedLiveAnnotator
-from alband.config import RoutingConfig, RunConfig, load_config, parse_config
+from alband.config import RunConfig, load_config, parse_config
 from alband.costs.prices import Price
 from alband.errors import AlbandError
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
 from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
 from alband.rounds import run_keys
-from alband.routing.base import Router
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
 from alband.simulate.routed import arm_key
 from alband.stopping.rules import make_rule
-from alband.stopping.validation import validation_split
+from alband.stopping.holdout import validation_split
 from alband.task import Task
 
 _STATUS_KEY = "status"
@@ -105,53 +104,13 @@ def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, a
     raise AlbandError(f"{where}unknown annotator kind '{kind}'")
 
 
-def make_router(routing: RoutingConfig) -> Router:
-    """The :class:`alband.routing.Router` a ``[routing]`` section names, with its parameters."""
-    from alband.routing import (
-        AuditConfig,
-        CascadeConfig,
-        ContextualTSConfig,
-        bts_router,
-        cascade_router,
-        contextual_ts_router,
-        fixed_router,
-        random_router,
-        ucb_bv_router,
-    )
-
-    p = routing.params
-
-    def given(names: dict[str, str], cast=float) -> dict:
-        """Keyword arguments for the parameters present in ``[routing]`` (config key -> field)."""
-        return {field: cast(p[key]) for key, field in names.items() if key in p}
-
-    audit = AuditConfig(**given({"audit_rate": "rate", "audit_share": "share", "panel_share": "panel_share"}),
-                        **given({"panel_size": "panel_size"}, int))
-    if routing.router == "fixed":
-        return fixed_router(routing.arm(p["arm"]), name=f"fixed:{p['arm']}")
-    if routing.router == "random":
-        return random_router()
-    if routing.router == "cascade":
-        config = CascadeConfig(**given({"target": "target"}), **given({"n_bins": "n_bins", "min_count": "min_count"},
-                                                                      int), audit=audit)
-        return cascade_router(tuple(routing.arm(n) for n in p["chain"]), config)
-    if routing.router == "contextual_ts":
-        return contextual_ts_router(ContextualTSConfig(
-            **given({"exploration": "exploration", "dual_kappa": "dual_kappa", "lambda0": "lambda0"}), audit=audit))
-    if routing.router == "bts":
-        return bts_router(audit)
-    if routing.router == "ucb_bv":
-        return ucb_bv_router(audit)
-    raise AlbandError(f"unknown router '{routing.router}'")
-
-
 def build_routing(config: RunConfig, task: Task) -> tuple[list, dict[str, Any]]:
     """The annotators of ``[routing]`` in arm order, and the routing options of :func:`alband.loop.live_rounds`."""
     routing = config.routing
     built = [build_annotator(config, task, name, arm=k) for k, name in enumerate(routing.annotators)]
     annotators = [b[0] for b in built]
     settings = RoutingSettings(
-        router=make_router(routing),
+        router=routing.build(),
         auditor=-1 if routing.auditor is None else routing.arm(routing.auditor),
         feedback=routing.feedback,
         label_weight=routing.label_weight,
@@ -303,4 +262,4 @@ def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
     return execute(config, run_dir, quiet=quiet)
 
 
-__all__ = ["build_annotator", "build_routing", "make_router", "execute", "load_config", "load_task", "resume_run", "start_run"]
+__all__ = ["build_annotator", "build_routing", "execute", "load_config", "load_task", "resume_run", "start_run"]

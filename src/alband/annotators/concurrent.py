@@ -32,7 +32,8 @@ import logging
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
-from alband.annotators.base import Annotation, Annotator, Item
+from alband.annotation import Annotation, Item
+from alband.annotators.base import Annotator
 from alband.annotators.llm_common import AnnotatorError
 from alband.annotators.redaction import redact_secrets
 from alband.errors import AlbandError, BudgetExhausted

@@ -69,7 +69,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from alband.annotators.base import Annotation, Item
+from alband.annotation import Annotation, Item
 from alband.annotators.cache import ResponseCache, request_key
 from alband.annotators.parsing import label_span_probability, parse_label_answer
 from alband.annotators.prompts import DEFAULT_INSTRUCTIONS, ClassificationPrompt, RenderedPrompt

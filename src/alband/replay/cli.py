@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
     p.add_argument("--frontier-points", type=int, default=10,
                    help="extra log-spaced budgets for the frontier and the cost to 95%% (default 10)")
-    p.add_argument("--routers", help="comma-separated subset of: random,cascade,contextual-ts,bts,ucb-bv,oracle")
+    p.add_argument("--routers", help="comma-separated registered router names (alband.routing.registry; "
+                                     "default: random,cascade,contextual_ts,bts,ucb_bv,oracle)")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
     return p

@@ -53,7 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.errors import AlbandError
 
 try:  # POSIX only; elsewhere the single-writer lock is skipped.

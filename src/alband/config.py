@@ -289,7 +289,6 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     )
 
 
-<<<<<<< HEAD
 def _resolve_paths(spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """A copy of an annotator table whose path keys are absolute: ``~`` expanded, relative to ``base_dir``."""
     spec = dict(spec)
@@ -297,12 +296,12 @@ def _resolve_paths(spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         if key in spec:
             spec[key] = str(base_dir / Path(spec[key]).expanduser())
     return spec
-=======
+
+
 def _runnable_routers() -> list[str]:
     from alband.routing import available_routers, router_entry
 
     return [name for name in available_routers() if not router_entry(name).hindsight]
->>>>>>> names
 
 
 def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingConfig:

@@ -36,12 +36,8 @@ import numpy as np
 
 from alband.replay.data import HUMAN
 from alband.replay.runner import LEARNED_ROUTERS, ReplayResult, RouterRuns
-<<<<<<< HEAD
 from alband.routing.router_quality import apgr, cost_to_target, pgr
 from alband.stats import mean_interval, wilson_interval
-=======
-from alband.routing.router_quality import apgr, cost_to_target, pgr
->>>>>>> names
 
 REPORT_ORDER = ("always-cheapest", "always-strongest", "best-fixed") + LEARNED_ROUTERS
 

@@ -115,6 +115,9 @@ def _add_optional_commands(sub) -> None:
     from alband.cli import extra_commands
 
     extra_commands.register(sub)
+    from alband.sweep.cli import register as register_sweep
+
+    register_sweep(sub)
 
 
 def _version() -> str:

@@ -55,14 +55,14 @@ def dry_run_lines(spec: SweepSpec, cells: list[Cell], store: ResultStore) -> lis
 
 
 def run_sweep(spec: SweepSpec, backend, *, dry_run: bool = False, progress: bool = True,
-              stream: TextIO = sys.stdout) -> SweepOutcome:
+              stream: TextIO | None = None) -> SweepOutcome:
     """Expand and validate every cell, then run those without a ``done`` row on ``backend``."""
     cells = expand_cells(spec)
     store = ResultStore(spec.out)
     todo = [cell for cell in cells if not store.is_done(cell.id)]
     outcome = SweepOutcome(cells=len(cells), skipped=len(cells) - len(todo))
     if dry_run:
-        print("\n".join(dry_run_lines(spec, cells, store)), file=stream)
+        print("\n".join(dry_run_lines(spec, cells, store)), file=stream or sys.stdout)
         return outcome
     store.write_description(describe(spec, cells))
     bar = _progress_bar(len(cells), outcome.skipped, progress, backend)

@@ -218,6 +218,7 @@ def test_process_pool_gives_the_rows_of_the_driver(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_ray_backend_gives_the_rows_of_the_local_backend(tmp_path):
     ray = pytest.importorskip("ray", reason="the Ray backend needs ray: pip install 'alband[ray]'")
     from alband.sweep.ray_backend import RayBackend

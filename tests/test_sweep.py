@@ -72,8 +72,9 @@ STABLE_FIELDS = ("cell", "name", "coordinates", "status", "seeds", "simulate_opt
                  "config_sha256", "result", "error")
 
 
-def _write_data(folder: Path, n: int = 80) -> None:
-    rng = np.random.default_rng(0)
+def _write_data(folder: Path, n: int = 80, seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     x = (rng.normal(size=(n, 4)) + 2.0 * np.outer(y, [1, 0, 0, 0])).astype(np.float32)
     np.save(folder / "emb.npy", x)
@@ -265,3 +266,23 @@ def test_report_pairs_each_cell_with_its_baseline_by_seed(tmp_path, capsys):
     assert "minus the baseline (annotators.cheap.flip_rate=clean), paired by seed" in text
     assert png.stat().st_size > 10_000
     assert "not an axis" in _error_line(capsys, "sweep", "report", str(spec.out), "--baseline", "policy.name=random")
+    assert "has no stopping rule 'nope'" in _error_line(capsys, "sweep", "report", str(spec.out), "--rule", "nope")
+
+
+@pytest.mark.slow
+def test_report_has_one_panel_per_dataset_of_a_joint_axis(tmp_path):
+    _write_data(tmp_path / "other", seed=1)
+    spec = load_spec(_sweep(tmp_path, GRID.replace(
+        '"budget.usd" = [1.0, 0.0002, 0.0001]',
+        'dataset = [{ name = "one", "data.path" = "emb.npy" }, { name = "two", "data.path" = "other/emb.npy", '
+        '"data.ids" = "other/ids.txt", "data.labels" = "other/labels.csv" }]')))
+    assert run_sweep(spec, LocalBackend(1), progress=False).ran == 4
+    report = sweep_report(spec.out)
+    assert report["panel_axis"] == "dataset"
+    assert [p["panel"] for p in report["panels"]] == ["one", "two"]
+    for panel in report["panels"]:
+        rows = [r for r in ResultStore(spec.out).rows() if r["coordinates"]["dataset"] == panel["panel"]]
+        best = max(np.mean(np.asarray(r["result"]["curves"]["test_accuracy"])[:, -1]) for r in rows)
+        assert panel["target_accuracy"] == pytest.approx(0.95 * best)
+        assert [c["name"] for c in panel["cells"] if "vs_baseline" in c] == [
+            f"annotators.cheap.flip_rate=noisy dataset={panel['panel']}"]

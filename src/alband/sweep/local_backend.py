@@ -36,7 +36,8 @@ class LocalBackend:
                 on_row(run_cell(cell, self.name))
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.jobs, max(len(cells), 1)), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(len(cells), 1)), mp_context=context)
+        try:
             pending = {pool.submit(run_cell, cell, self.name): cell for cell in cells}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -47,3 +48,7 @@ class LocalBackend:
                     except Exception as err:  # the worker process died: BrokenProcessPool
                         row = failed_row(cell, err, self.name)
                     on_row(row)
+        except BaseException:  # interrupted: queued cells are dropped (not stored), the next run does them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()

@@ -62,12 +62,17 @@ class RayBackend:
         ray = self._ray()
         task = ray.remote(num_cpus=self.num_cpus, max_retries=self.retries, retry_exceptions=False)(run_cell)
         pending = {task.remote(cell, self.name): cell for cell in cells}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                cell = pending.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except Exception as err:  # the task's worker died more than `retries` times
-                    row = failed_row(cell, err, self.name, attempts=self.retries + 1)
-                on_row(row)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    cell = pending.pop(ref)
+                    try:
+                        row = ray.get(ref)
+                    except Exception as err:  # the task's worker died more than `retries` times
+                        row = failed_row(cell, err, self.name, attempts=self.retries + 1)
+                    on_row(row)
+        except BaseException:  # interrupted: cancel what is left (not stored; the next run does it)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise

@@ -55,7 +55,10 @@ def seed_metrics(row: dict[str, Any], target: float, rule: str) -> dict[str, np.
     hit = reached.any(axis=1)
     rows = np.arange(len(acc))
     stops = row["result"]["stops"]
-    regret = np.asarray(stops[rule]["regret_usd"], np.float64) if rule in stops else np.full(len(acc), np.nan)
+    if rule not in stops:
+        raise AlbandError(f"sweep report: cell '{row['name']}' has no stopping rule '{rule}' "
+                          f"(rules: {', '.join(stops)})")
+    regret = np.asarray(stops[rule]["regret_usd"], np.float64)
     return {
         "final_accuracy": acc[:, -1],
         "auc": auc,

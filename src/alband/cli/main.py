@@ -117,6 +117,9 @@ def _add_optional_commands(sub) -> None:
     simulate.register(sub)
     bench.register(sub)
     route.register(sub)
+    from alband.sweep.cli import register as register_sweep
+
+    register_sweep(sub)
 
 
 def _version() -> str:

@@ -110,6 +110,10 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
         "per_seed": per_seed,
         "test_accuracy_mean": np.asarray(trace.test_accuracy, np.float64).mean(axis=0).tolist(),
         "spent_usd_mean": np.asarray(trace.spent_usd, np.float64).mean(axis=0).tolist(),
+        # (seeds, rounds + 1) per key, seed order of "seeds": what paired intervals need.
+        "per_seed_curves": {"test_accuracy": np.asarray(trace.test_accuracy, np.float64).tolist(),
+                            "spent_usd": np.asarray(trace.spent_usd, np.float64).tolist(),
+                            "n_labeled": np.asarray(trace.n_labeled).tolist()},
     }
 
 

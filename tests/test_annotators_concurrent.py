@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alband.annotators.anthropic_annotator import AnthropicAnnotator
-from alband.annotators.base import Item
+from alband.annotation import Item
 from alband.annotators.concurrent import annotate_concurrently
 from alband.annotators.llm_common import AnnotatorError
 from alband.annotators.openai_annotator import OpenAIAnnotator

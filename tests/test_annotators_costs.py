@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alband.annotators.anthropic_annotator import AnthropicAnnotator, anthropic_billed_usage
-from alband.annotators.base import Item
+from alband.annotation import Item
 from alband.annotators.openai_annotator import OpenAIAnnotator, openai_billed_usage
 from alband.annotators.pricing_table import (
     default_price_table_path,

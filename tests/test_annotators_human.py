@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from alband.annotators.base import Annotator, Item
+from alband.annotation import Item
+from alband.annotators.base import Annotator
 from alband.annotators.concurrent import annotate_concurrently
 from alband.annotators.human import HumanAnnotator
 from alband.annotators.llm_common import AnnotatorError

@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from alband.annotators.anthropic_annotator import AnthropicAnnotator
-from alband.annotators.base import Annotator, Item
+from alband.annotation import Item
+from alband.annotators.base import Annotator
 from alband.annotators.llm_common import AnnotatorError
 from alband.annotators.openai_annotator import OpenAIAnnotator
 from alband.costs import Price

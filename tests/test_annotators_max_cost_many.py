@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alband.annotators.anthropic_annotator import AnthropicAnnotator
-from alband.annotators.base import Annotator, Item, utf8_byte_lengths
+from alband.annotation import Item
+from alband.annotators.base import Annotator, utf8_byte_lengths
 from alband.annotators.human import HumanAnnotator
 from alband.annotators.openai_annotator import OpenAIAnnotator
 from alband.annotators.simulated import SimulatedLiveAnnotator

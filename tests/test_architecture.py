@@ -9,9 +9,9 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "alband"
 CORE = ["kernels", "pool", "models", "policies", "design", "costs", "stopping", "routing", "simulate", "rounds",
-        "stats"]
+        "stats", "annotation"]
 SHELL = ["annotators", "store", "data", "loop", "cli", "runner", "demo", "report", "config", "replay",
-         "benchmarks", "task"]
+         "benchmarks", "task", "sweep"]
 FORBIDDEN_LIBRARIES = {"sqlite3", "anthropic", "openai", "httpx", "httpx2", "tqdm", "matplotlib", "requests"}
 
 
@@ -37,6 +37,16 @@ def test_core_room_imports_no_shell(room):
             parts = name.split(".")
             assert not (parts[0] == "alband" and len(parts) > 1 and parts[1] in SHELL), f"{module}: imports {name}"
             assert parts[0] not in FORBIDDEN_LIBRARIES, f"{module}: imports {name}"
+
+
+def test_store_imports_no_annotators():
+    """The ledger records :class:`alband.annotation.Annotation` records; it never needs an annotator."""
+    modules = _modules("store")
+    assert modules
+    for module in modules:
+        for name in _imports(module):
+            parts = name.split(".")
+            assert parts[:2] != ["alband", "annotators"], f"{module}: imports {name}"
 
 
 def test_import_alband_is_light():

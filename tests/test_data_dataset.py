@@ -166,3 +166,28 @@ def test_encode_labels_unknown_label_message():
         encode_labels(["0", "-2", "1"], pos, file="f.csv", column="topic")
     with pytest.raises(AlbandError, match="give label_names"):
         encode_labels(["", None, ""], pos, file="f.csv", column="topic")
+
+
+def test_inferred_labels_refuse_probable_typos():
+    from alband.data.labels import SINGLETON_OUTLIER_ROWS
+
+    n = SINGLETON_OUTLIER_ROWS
+    values = ["sport"] * n + ["tech"] * 3 + ["sprot"]
+    pos = [f"line {i + 2}" for i in range(len(values))]
+    with pytest.raises(AlbandError, match=rf"line {n + 5}, column 'topic': label 'sprot' occurs in this row only, "
+                                          rf"while class 'sport' has {n} rows: a typo\? did you mean 'sport'"):
+        encode_labels(values, pos, file="f.csv", column="topic")
+    # Listed in label_names, the rare class is accepted as it is.
+    y, names = encode_labels(values, pos, file="f.csv", column="topic", label_names=["sport", "tech", "sprot"])
+    assert names == ("sport", "tech", "sprot") and y[-1] == 2
+    # One row short of the threshold, a lone label is a small table's class, not an outlier.
+    y, names = encode_labels(values[1:], pos[1:], file="f.csv", column="topic")
+    assert names == ("sport", "sprot", "tech")
+    # Integer labels: a lone 11 among 0s and 1s is refused the same way.
+    ints = [0] * n + [1] * 3 + [11]
+    with pytest.raises(AlbandError, match=r"label 11 occurs in this row only"):
+        encode_labels(ints, pos, file="f.csv", column="topic")
+    # The same class written two ways is refused whatever the counts; the commoner spelling is named.
+    with pytest.raises(AlbandError, match=r"line 3, column 'topic': label 'Tech\.' differs from label 'tech' "
+                                          r"\(2 rows\) only in case, spaces or punctuation"):
+        encode_labels(["tech", "Tech.", "tech", "sport"], pos[:4], file="f.csv", column="topic")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alband.annotators.base import Item
+from alband.annotation import Item
 from alband.annotators.human import HumanAnnotator
 from alband.annotators.openai_annotator import OpenAIAnnotator
 from alband.annotators.anthropic_annotator import AnthropicAnnotator

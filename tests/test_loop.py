@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from alband.annotators.base import Annotation, Item
+from alband.annotation import Annotation, Item
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.errors import AnnotatorError
 from alband.loop import LoopSettings, live_rounds

@@ -29,7 +29,7 @@ from alband.policies.bald import (
 )
 from alband.policies.coreset import fill_invalid, k_center_greedy, min_squared_distance_to_set
 from alband.policies.density import information_density_scores
-from alband.policies.streaming import fold_masked_rows, streamed_top_b, streamed_top_b_device
+from alband.policies._chunked import fold_masked_rows, streamed_top_b, streamed_top_b_device
 from alband.simulate import EpisodeConfig, simulate
 
 from helpers import episode_data, llm_annotator

@@ -75,7 +75,7 @@ def test_replay_main_end_to_end_on_synthetic_csvs(tmp_path, capsys):
     assert fixed["human"]["human"] and fixed["human"]["accuracy"] == 1.0
     routers = {r["name"]: r for r in report["routers"]}
     assert set(routers) == {"always-cheapest", "always-strongest", "best-fixed", "random", "cascade",
-                            "contextual-ts", "bts", "ucb-bv", "oracle"}
+                            "contextual_ts", "bts", "ucb_bv", "oracle"}
     for r in routers.values():
         assert r["cost_usd"] <= budget
         for key in ("accuracy", "accuracy_ci95", "cost_usd", "calls_share", "apgr",
@@ -91,12 +91,12 @@ def test_replay_main_end_to_end_on_synthetic_csvs(tmp_path, capsys):
     assert routers["oracle"]["accuracy"] == 1.0
     assert routers["oracle"]["cost_usd"] <= min(r["cost_usd"] for r in routers.values()
                                                 if r["stream_accuracy"] >= routers["oracle"]["stream_accuracy"])
-    assert set(routers["contextual-ts"]["by_task"]) == {"t1", "t2"} == set(report["task_accuracy"])
-    for entry in routers["contextual-ts"]["by_task"].values():
+    assert set(routers["contextual_ts"]["by_task"]) == {"t1", "t2"} == set(report["task_accuracy"])
+    for entry in routers["contextual_ts"]["by_task"].values():
         assert sum(entry["label_share"].values()) <= 1 + 1e-9
     assert report["task_accuracy"]["t1"]["human"] == 1.0
-    lo, hi = routers["contextual-ts"]["accuracy_ci95"]
-    assert lo <= routers["contextual-ts"]["accuracy"] <= hi
+    lo, hi = routers["contextual_ts"]["accuracy_ci95"]
+    assert lo <= routers["contextual_ts"]["accuracy"] <= hi
 
 
 def test_replay_main_prints_a_table_without_json(tmp_path, capsys):
@@ -111,7 +111,7 @@ def test_replay_main_prints_a_table_without_json(tmp_path, capsys):
 def test_replay_main_on_routellm_one_seed(shared_data, capsys):
     d = shared_data / "router" / "routellm_mmlu_gsm8k"
     report = run_json(["--data", str(d / "wide.csv"), "--items", str(d / "items.csv"), "--budget", "20",
-                       "--seeds", "1", "--routers", "contextual-ts,oracle", "--apgr-points", "3",
+                       "--seeds", "1", "--routers", "contextual_ts,oracle", "--apgr-points", "3",
                        "--frontier-points", "0", "--feature-dim", "8"], capsys)
     assert report["data"]["dropped_contaminated"] == 17  # RouteLLM's contamination filter
     assert report["data"]["n_items"] == 15361 - 17
@@ -123,8 +123,8 @@ def test_replay_main_on_routellm_one_seed(shared_data, capsys):
         assert r["cost_usd"] <= 20.0
     assert routers["always-cheapest"]["stream_accuracy"] == pytest.approx(0.677, abs=0.005)
     # a router that spends 1/4 of GPT-4's full cost must beat always-Mixtral
-    assert routers["contextual-ts"]["stream_accuracy"] > routers["always-cheapest"]["stream_accuracy"]
-    assert routers["oracle"]["stream_accuracy"] > routers["contextual-ts"]["stream_accuracy"]
+    assert routers["contextual_ts"]["stream_accuracy"] > routers["always-cheapest"]["stream_accuracy"]
+    assert routers["oracle"]["stream_accuracy"] > routers["contextual_ts"]["stream_accuracy"]
 
 
 def _bad(args, *parts):

@@ -23,7 +23,7 @@ from alband.routing import (
     ucb_bv_router,
 )
 from alband.routing.cascade import acceptance_threshold
-from alband.routing.ledger import charge, empty_ledger, spendable
+from alband.routing.spend_total import charge, spendable, zero_spend
 
 
 def ratio_stream(n=8000, seed=0):
@@ -39,7 +39,7 @@ def ratio_stream(n=8000, seed=0):
                   jnp.asarray(correct), jnp.asarray(correct))
 
 
-@pytest.mark.parametrize("make,n", [(bts_router, 2000), (ucb_bv_router, 8000)], ids=["bts", "ucb-bv"])
+@pytest.mark.parametrize("make,n", [(bts_router, 2000), (ucb_bv_router, 8000)], ids=["bts", "ucb_bv"])
 def test_budgeted_bandits_settle_on_the_best_ratio_arm(make, n):
     stream = ratio_stream(n)
     n = stream.cost_usd.shape[0]
@@ -138,11 +138,11 @@ def test_cost_to_target_reads_the_sweep():
     assert cost_to_target(budgets, spent, acc, 0.9) is None
 
 
-def test_ledger_tracks_float64_sums_without_drift():
+def test_spend_total_tracks_float64_sums_without_drift():
     rng = np.random.default_rng(0)
     amounts = (10.0 ** rng.uniform(-6, -2, 20000)).astype(np.float32)
     step = jax.jit(lambda led, a: (charge(led, a), None))
-    led, _ = jax.lax.scan(step, empty_ledger(), jnp.asarray(amounts))
+    led, _ = jax.lax.scan(step, zero_spend(), jnp.asarray(amounts))
     exact = amounts.astype(np.float64).sum()
     total = float(led.hi) + float(led.lo)
     assert abs(total - exact) <= 4 * np.finfo(np.float32).eps * exact

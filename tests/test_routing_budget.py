@@ -58,9 +58,9 @@ ROUTERS = {
     "fixed": fixed_router(1),
     "random": random_router(),
     "cascade": cascade_router([0, 2, AUDITOR], CascadeConfig(min_count=2, audit=AUDIT)),
-    "contextual-ts": contextual_ts_router(ContextualTSConfig(audit=AUDIT)),
+    "contextual_ts": contextual_ts_router(ContextualTSConfig(audit=AUDIT)),
     "bts": bts_router(AUDIT),
-    "ucb-bv": ucb_bv_router(AUDIT),
+    "ucb_bv": ucb_bv_router(AUDIT),
 }
 
 
@@ -158,7 +158,7 @@ def test_oracle_is_the_lower_cost_envelope_at_full_accuracy():
 def test_free_feedback_mode_runs_without_auditor():
     stream, cost64 = make_stream(3, 0.9, 2.0)
     budgets = np.array([cost64.sum() / 3, cost64.sum() / 30, cost64.sum()], np.float32)
-    for name in ("ucb-bv", "contextual-ts"):
+    for name in ("ucb_bv", "contextual_ts"):
         trace = run(ROUTERS[name], stream, budgets, 0, auditor=-1)
         check_invariants(trace, stream, cost64, budgets)
         assert not np.asarray(trace.audited).any()
@@ -201,7 +201,7 @@ def test_an_item_without_any_available_arm_is_skipped_not_the_end_of_the_stream(
                              correct=stream.correct * available, verdict=stream.verdict * available)
     cost64 = cost64 * available
     budgets = np.array([cost64.sum() * 3] * 3, np.float32)
-    for name in ("fixed", "random", "contextual-ts"):
+    for name in ("fixed", "random", "contextual_ts"):
         trace = run(ROUTERS[name], stream, budgets, 0)
         check_invariants(trace, stream, cost64, budgets)
         assert not np.asarray(trace.stopped).any(), name

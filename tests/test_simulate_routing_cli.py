@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from alband.benchmarks.simulate import format_rules_table, simulate_main
+from alband.cli.simulate import format_rules_table, simulate_main
 from alband.cli.main import main
 from alband.config import parse_config
 from alband.costs.prices import Price

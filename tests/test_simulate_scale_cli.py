@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from alband.benchmarks.simulate import bench_simulate_main, simulate_main
+from alband.benchmarks.simulate import bench_simulate_main
+from alband.cli.simulate import simulate_main
 from alband.demo import demo_config_text
 from alband.errors import AlbandError
 from alband.stopping import available_rules
@@ -32,6 +34,11 @@ def test_simulate_command_reports_every_rule_as_json(tmp_path, capsys):
         assert row["regret_usd_ci95"][0] <= row["regret_usd_median"] <= row["regret_usd_ci95"][1]
     per_seed = out["per_seed"]["stabilizing_predictions"]
     assert len(per_seed["round"]) == 3 and min(per_seed["regret_usd"]) >= 0
+    curves = {k: np.asarray(v) for k, v in out["per_seed_curves"].items()}
+    assert all(c.shape == (3, 5) for c in curves.values())
+    np.testing.assert_allclose(curves["test_accuracy"].mean(axis=0), out["test_accuracy_mean"])
+    np.testing.assert_allclose(curves["spent_usd"].mean(axis=0), out["spent_usd_mean"])
+    assert (np.diff(curves["n_labeled"], axis=1) >= 0).all() and (curves["n_labeled"][:, 0] > 0).all()
 
 
 def test_simulate_command_prints_a_table_and_rejects_bad_input(tmp_path, capsys):

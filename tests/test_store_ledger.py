@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.errors import AlbandError
 from alband.store.ledger import LEDGER_FILENAME, SCHEMA_VERSION, Ledger
 
@@ -261,7 +261,7 @@ def test_newer_schema_version(ledger_path: Path) -> None:
 # ---------------------------------------------------------------- SIGKILL
 _WRITER = r"""
 import sys
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.store.ledger import Ledger
 
 ledger = Ledger.open(sys.argv[1], create=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.costs.budget import Budget
 from alband.errors import BudgetExhausted
 from alband.store.budget_guard import BudgetGuard

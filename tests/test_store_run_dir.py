@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import alband
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.errors import AlbandError
 from alband.store.run_dir import RunDir, config_hash
 

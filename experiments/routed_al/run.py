@@ -72,14 +72,9 @@ def annotators(n_classes: int):
             for flip, p_in, p_out, per_label in ARMS.values()]
 
 
-def make_router(name: str):
-    from alband.routing import bts_router, cascade_router, contextual_ts_router
-
-    if name == "cascade":
-        return cascade_router((0, 1))  # cheap, then the strong LLM (the auditor)
-    if name == "contextual_ts":
-        return contextual_ts_router()
-    return bts_router()
+def router_parameters(name: str) -> dict:
+    """Hyper-parameters of the router ``name`` (alband.routing.make_router); the others take their defaults."""
+    return {"chain": (0, 1)} if name == "cascade" else {}  # cheap, then the strong LLM (the auditor)
 
 
 def _arms_per_seed(trace) -> np.ndarray:
@@ -94,6 +89,7 @@ def run_dataset(name: str, seeds: int) -> dict:
 
     from alband.models import SoftmaxRegression
     from alband.policies import make_policy
+    from alband.routing import make_router
     from alband.simulate import EpisodeConfig, annotation_cost_usd, simulate_grid, simulate_many, stack_annotators
 
     task = load_task(name)
@@ -129,7 +125,7 @@ def run_dataset(name: str, seeds: int) -> dict:
 
     stack = stack_annotators(arms)
     for router_name in ROUTERS:
-        router = make_router(router_name)
+        router = make_router(router_name, **router_parameters(router_name))
         for weight in WEIGHTS:
             config = base._replace(router=router, auditor=AUDITOR, label_weight=weight)
             t0 = time.perf_counter()

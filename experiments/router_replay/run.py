@@ -87,7 +87,7 @@ def table(report: dict) -> str:
     return "\n".join(rows)
 
 
-def task_table(report: dict, routers=("random", "cascade", "contextual-ts", "oracle")) -> str:
+def task_table(report: dict, routers=("random", "cascade", "contextual_ts", "oracle")) -> str:
     """Per task: each router's accuracy vs a random mix with the same per-arm label shares."""
     acc = report["task_accuracy"]
     rows = ["| router | task | items | stream accuracy | same-shares random mix | labels by the strongest |",

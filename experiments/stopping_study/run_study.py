@@ -9,7 +9,7 @@ never binds, so the purchases do not depend on prices: each episode is
 re-priced (:func:`alband.simulate.repriced_spend`) for every human:strong-LLM
 price ratio (10:1 .. 1000:1), and every stopping rule is evaluated under every
 cost model (``m`` dollars per error x ``n`` future predictions) in one jitted
-vmap (:func:`alband.simulate.study.ordered_outcomes`).
+vmap (:func:`alband.stopping.outcome_statistics.ordered_outcomes`).
 
 Writes to ``--out`` (default: ``results/`` beside this script): ``cells.json.gz``
 (per cell: per-seed stopping rounds, labels, dollars, accuracy, regret, the
@@ -71,7 +71,7 @@ def run(args) -> dict:
     from alband.models.softmax_regression import SoftmaxRegression
     from alband.policies import make_policy
     from alband.simulate import EpisodeConfig, annotation_cost_usd, episode_history, repriced_spend, share_router, simulate_many
-    from alband.simulate.study import ordered_outcomes
+    from alband.stopping.outcome_statistics import ordered_outcomes
     from alband.stopping import CostModel, validation_split
 
     grid_m, grid_n = np.meshgrid(COSTS_PER_ERROR, FUTURE_PREDICTIONS, indexing="ij")
@@ -157,7 +157,7 @@ def _rows(cells, keep=lambda c: True):
 
 
 def summarize_cells(cells) -> dict:
-    from alband.simulate.study import median_ci
+    from alband.stopping.outcome_statistics import median_ci
 
     def table(keep):
         out = {}
@@ -188,7 +188,7 @@ def summarize_cells(cells) -> dict:
 
 def head_to_head(cells, a: str, b: str) -> dict:
     """Paired by (cell, seed): how often ``a`` has lower regret than ``b``, and the median paired difference."""
-    from alband.simulate.study import median_ci
+    from alband.stopping.outcome_statistics import median_ci
 
     out = {}
     groups = {"overall": lambda c: True, **{f"ratio={r:g}": (lambda c, r=r: c["ratio"] == r) for r in RATIOS},
@@ -293,7 +293,7 @@ def plot_all(result: dict, out: Path) -> list[str]:
 
     # 2. Median relative regret vs price ratio, pooled over datasets, mixes with humans and cost models.
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
-    from alband.simulate.study import median_ci
+    from alband.stopping.outcome_statistics import median_ci
 
     for rule in rules:
         meds, los, his = [], [], []

@@ -16,7 +16,9 @@ Schema (every key is documented in README, "Config reference")::
                   router = "fixed" | "random" | "cascade" | "contextual_ts" | "bts" | "ucb_bv",
                   annotators = ["cheap", "strong", "human"] (arm order), auditor = "human"
                   (optional), feedback = "audit" | "gold", label_weight = "none" |
-                  "configured" | "audited", and the router's parameters:
+                  "configured" | "audited", and the router's parameters, as registered
+                  with the router (alband.routing.registry: its names and kinds; the
+                  factory checks the values):
                     fixed          arm = a name in annotators (default the first)
                     cascade        chain = names, cheapest first (default annotators),
                                    target = 0.95, n_bins = 20, min_count = 20
@@ -41,21 +43,6 @@ from alband.errors import AlbandError
 
 _SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing"}
 
-_NUMBER = (int, float)
-_AUDIT_KEYS: dict[str, type | tuple[type, ...]] = {
-    "audit_rate": _NUMBER, "audit_share": _NUMBER, "panel_share": _NUMBER, "panel_size": int,
-}
-#: Each router's parameters in ``[routing]``.
-ROUTER_PARAMETERS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "fixed": {"arm": str},
-    "random": {},
-    "cascade": {"chain": list, "target": _NUMBER, "n_bins": int, "min_count": int, **_AUDIT_KEYS},
-    "contextual_ts": {"exploration": _NUMBER, "dual_kappa": _NUMBER, "lambda0": _NUMBER, **_AUDIT_KEYS},
-    "bts": dict(_AUDIT_KEYS),
-    "ucb_bv": dict(_AUDIT_KEYS),
-}
-#: Routers that learn which annotator to trust from verdicts (they need an auditor, or gold feedback).
-LEARNING_ROUTERS = ("cascade", "contextual_ts", "bts", "ucb_bv")
 _ROUTING_KEYS: dict[str, type | tuple[type, ...]] = {
     "router": str, "annotators": list, "auditor": str, "feedback": str, "label_weight": str,
 }
@@ -92,6 +79,10 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
 }
 _REQUIRED_ANNOTATOR_KEYS = {"anthropic": ("model",), "openai": ("model",)}
+#: Annotator keys holding dollars (each a finite number >= 0).
+_PRICE_KEYS = frozenset({"input_usd_per_mtok", "output_usd_per_mtok", "usd_per_label", "usd_per_hour"})
+#: Annotator keys holding a path, relative to the config file's folder unless absolute.
+_PATH_KEYS = ("cache_dir",)
 
 
 @dataclass(frozen=True)
@@ -133,6 +124,25 @@ class RoutingConfig:
 
     def arm(self, name: str) -> int:
         return self.annotators.index(name)
+
+    def router_parameters(self) -> dict[str, Any]:
+        """``params`` as the router's factory takes them: annotator names become arm indices."""
+        from alband.routing import ARM, ARMS, router_entry
+
+        kinds = router_entry(self.router).parameters
+        return {key: self.arm(value) if kinds[key] == ARM else
+                tuple(self.arm(v) for v in value) if kinds[key] == ARMS else value
+                for key, value in self.params.items()}
+
+    def build(self):
+        """The :class:`~alband.routing.base.Router` this section names (:func:`alband.routing.make_router`).
+
+        A ``fixed`` router is named after its annotator (``fixed:NAME``).
+        """
+        from alband.routing import make_router
+
+        router = make_router(self.router, **self.router_parameters())
+        return router._replace(name=f"fixed:{self.params['arm']}") if self.router == "fixed" else router
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,10 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         for key in _REQUIRED_ANNOTATOR_KEYS.get(kind, ()):
             if key not in spec:
                 raise AlbandError(f"{_where(source, section, key)} is required for kind '{kind}'")
+        for key in _PRICE_KEYS & set(spec):
+            if not (math.isfinite(spec[key]) and spec[key] >= 0):
+                raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
+                                  f"got {spec[key]!r}")
     annotator = loop.annotator or next(iter(annotators))
     if annotator not in annotators:
         raise AlbandError(
@@ -249,6 +263,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
             f"(defined: {', '.join(annotators)})"
         )
     loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator)
+    base_dir = base_dir or Path.cwd()
 
     stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None
     routing = _routing(raw["routing"], annotators, source) if "routing" in raw else None
@@ -265,8 +280,8 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         policy_params=policy,
         loop=loop,
         budget_usd=budget_usd,
-        annotators={k: dict(v) for k, v in annotators.items()},
-        base_dir=base_dir or Path.cwd(),
+        annotators={k: _resolve_paths(v, base_dir) for k, v in annotators.items()},
+        base_dir=base_dir,
         source=source,
         text=text,
         stopping=stopping,
@@ -274,18 +289,41 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     )
 
 
+def _resolve_paths(spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """A copy of an annotator table whose path keys are absolute: ``~`` expanded, relative to ``base_dir``."""
+    spec = dict(spec)
+    for key in _PATH_KEYS:
+        if key in spec:
+            spec[key] = str(base_dir / Path(spec[key]).expanduser())
+    return spec
+
+
+def _runnable_routers() -> list[str]:
+    from alband.routing import available_routers, router_entry
+
+    return [name for name in available_routers() if not router_entry(name).hindsight]
+
+
 def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingConfig:
+    from alband.routing import ARM, ARMS, router_entry
     from alband.routing.label_weights import LABEL_WEIGHT_MODES
 
     section = "routing"
     router = table.get("router")
     if not isinstance(router, str):
         raise AlbandError(f"{_where(source, section, 'router')} is required "
-                          f"({', '.join(ROUTER_PARAMETERS)})")
-    if router not in ROUTER_PARAMETERS:
-        raise AlbandError(f"{_where(source, section, 'router')}: unknown router '{router}' "
-                          f"(available: {', '.join(ROUTER_PARAMETERS)})")
-    _take(table, {**_ROUTING_KEYS, **ROUTER_PARAMETERS[router]}, source, section)
+                          f"({', '.join(_runnable_routers())})")
+    try:
+        entry = router_entry(router)
+    except AlbandError:
+        entry = None
+    if entry is None or entry.hindsight:
+        why = (f"unknown router '{router}'" if entry is None else
+               f"router '{router}' is for evaluation only (it reads the outcomes in hindsight)")
+        raise AlbandError(f"{_where(source, section, 'router')}: {why} (available: {', '.join(_runnable_routers())})")
+    in_config = {ARM: str, ARMS: list}
+    _take(table, {**_ROUTING_KEYS, **{k: in_config.get(kind, kind) for k, kind in entry.parameters.items()}},
+          source, section)
 
     names = table.get("annotators")
     if names is None:
@@ -310,7 +348,7 @@ def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingCo
         if real:
             raise AlbandError(f"{_where(source, section, 'feedback')}: 'gold' is a simulation convenience, but "
                               f"annotator '{real[0]}' is of kind '{annotators[real[0]]['kind']}' (use 'audit')")
-    elif auditor is None and router in LEARNING_ROUTERS:
+    elif auditor is None and entry.learns:
         raise AlbandError(f"{_where(source, section, 'auditor')} is required: router '{router}' learns from "
                           "audits (name the annotator taken as truth), or use feedback = 'gold' in simulation")
     if label_weight == "audited" and feedback == "audit" and auditor is None:
@@ -318,29 +356,20 @@ def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingCo
                           "name an auditor")
 
     params = {k: v for k, v in table.items() if k not in _ROUTING_KEYS}
-    if router == "fixed":
-        arm = params.setdefault("arm", arms[0])
-        if arm not in arms:
-            raise AlbandError(f"{_where(source, section, 'arm')}: '{arm}' is not one of annotators ({', '.join(arms)})")
-    if router == "cascade":
-        params["chain"] = list(_names(params.get("chain", list(arms)), {n: {} for n in arms}, source, "chain"))
-        target = params.get("target", 0.95)
-        if not 0 < target <= 1:
-            raise AlbandError(f"{_where(source, section, 'target')} must be in (0, 1], got {target}")
-        _positive_int(params.get("n_bins", 20), source, section, "n_bins")
-        _positive_int(params.get("min_count", 20), source, section, "min_count", minimum=0)
-    for key, low, high in (("audit_rate", 0.0, 1.0), ("audit_share", 0.0, math.inf),
-                           ("panel_share", 0.0, math.inf), ("exploration", 0.0, math.inf),
-                           ("lambda0", 0.0, math.inf)):
-        if key in params and not (low <= params[key] <= high and math.isfinite(params[key])):
-            raise AlbandError(f"{_where(source, section, key)} must be a finite number in [{low:g}, {high:g}], "
-                              f"got {params[key]}")
-    if "dual_kappa" in params and not (params["dual_kappa"] > 0 and math.isfinite(params["dual_kappa"])):
-        raise AlbandError(f"{_where(source, section, 'dual_kappa')} must be a finite number > 0, "
-                          f"got {params['dual_kappa']}")
-    if "panel_size" in params:
-        _positive_int(params["panel_size"], source, section, "panel_size", minimum=0)
-    return RoutingConfig(router, params, arms, auditor, feedback, label_weight)
+    for key, kind in entry.parameters.items():  # arms are named; omitted ones default to the first / all
+        if kind == ARM:
+            arm = params.setdefault(key, arms[0])
+            if arm not in arms:
+                raise AlbandError(f"{_where(source, section, key)}: '{arm}' is not one of annotators "
+                                  f"({', '.join(arms)})")
+        elif kind == ARMS:
+            params[key] = list(_names(params.get(key, list(arms)), {n: {} for n in arms}, source, key))
+    routing = RoutingConfig(router, params, arms, auditor, feedback, label_weight)
+    try:
+        routing.build()  # the router's factory checks the values' ranges
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, section)} {err}") from None
+    return routing
 
 
 def _names(names: Any, defined: dict, source: str, key: str) -> tuple[str, ...]:

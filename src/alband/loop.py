@@ -61,7 +61,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from alband.annotators.base import Annotation, Annotator, Item
+from alband.annotation import Annotation, Item
+from alband.annotators.base import Annotator
 from alband.costs.budget import Budget
 from alband.errors import AlbandError, AnnotatorError, BudgetExhausted
 from alband.models.softmax_regression import SoftmaxRegression, accuracy, init_params

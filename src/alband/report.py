@@ -8,7 +8,11 @@ annotators, audits included).
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 from pathlib import Path
+
+from alband.errors import AlbandError
 
 
 def summarise_run(path: Path) -> dict:
@@ -17,6 +21,13 @@ def summarise_run(path: Path) -> dict:
 
     run_dir = RunDir.open_existing(path)
     metrics = run_dir.read_metrics()
+    try:
+        return _summary(path, run_dir, metrics)
+    except sqlite3.Error as err:
+        raise AlbandError(f"ledger {run_dir.ledger_path}: cannot be read ({err})") from None
+
+
+def _summary(path: Path, run_dir, metrics: list[dict]) -> dict:
     with run_dir.open_ledger(read_only=True) as ledger:
         rows = ledger.rows()
         by_annotator: dict[str, dict] = {}
@@ -50,6 +61,14 @@ def summarise_run(path: Path) -> dict:
 
 
 def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None) -> str:
+    """The table (or JSON) of the runs in ``paths``; with ``plot``, also a PNG of accuracy vs dollars there.
+
+    The plot's folder is checked before any run is read; a folder that is
+    missing, or a file that cannot be written, is an :class:`AlbandError`
+    naming the path.
+    """
+    if plot:
+        check_plot_path(Path(plot))
     summaries = [summarise_run(p) for p in paths]
     if plot:
         _plot(summaries, Path(plot))
@@ -77,6 +96,17 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def check_plot_path(path: Path) -> None:
+    """Raise :class:`AlbandError` unless a PNG can be written at ``path`` (its folder exists and is writable)."""
+    folder = path.parent
+    if path.is_dir():
+        raise AlbandError(f"--plot {path}: is a folder; give a file name such as {path / 'accuracy.png'}")
+    if not folder.is_dir():
+        raise AlbandError(f"--plot {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise AlbandError(f"--plot {path}: cannot write there (permission denied)")
+
+
 def _plot(summaries: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -91,5 +121,9 @@ def _plot(summaries: list[dict], path: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        raise AlbandError(f"--plot {path}: cannot write it ({err.strerror or err})") from None
+    finally:
+        plt.close(fig)

@@ -17,18 +17,17 @@ from typing import Any
 import numpy as np
 
 from alband.annotators.simulated import SimulatedLiveAnnotator
-from alband.config import RoutingConfig, RunConfig, load_config, parse_config
+from alband.config import RunConfig, load_config, parse_config
 from alband.costs.prices import Price
 from alband.errors import AlbandError
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
 from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
 from alband.rounds import run_keys
-from alband.routing.base import Router
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
 from alband.simulate.routed import arm_key
 from alband.stopping.rules import make_rule
-from alband.stopping.validation import validation_split
+from alband.stopping.holdout import validation_split
 from alband.task import Task
 
 _STATUS_KEY = "status"
@@ -105,53 +104,13 @@ def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, a
     raise AlbandError(f"{where}unknown annotator kind '{kind}'")
 
 
-def make_router(routing: RoutingConfig) -> Router:
-    """The :class:`alband.routing.Router` a ``[routing]`` section names, with its parameters."""
-    from alband.routing import (
-        AuditConfig,
-        CascadeConfig,
-        ContextualTSConfig,
-        bts_router,
-        cascade_router,
-        contextual_ts_router,
-        fixed_router,
-        random_router,
-        ucb_bv_router,
-    )
-
-    p = routing.params
-
-    def given(names: dict[str, str], cast=float) -> dict:
-        """Keyword arguments for the parameters present in ``[routing]`` (config key -> field)."""
-        return {field: cast(p[key]) for key, field in names.items() if key in p}
-
-    audit = AuditConfig(**given({"audit_rate": "rate", "audit_share": "share", "panel_share": "panel_share"}),
-                        **given({"panel_size": "panel_size"}, int))
-    if routing.router == "fixed":
-        return fixed_router(routing.arm(p["arm"]), name=f"fixed:{p['arm']}")
-    if routing.router == "random":
-        return random_router()
-    if routing.router == "cascade":
-        config = CascadeConfig(**given({"target": "target"}), **given({"n_bins": "n_bins", "min_count": "min_count"},
-                                                                      int), audit=audit)
-        return cascade_router(tuple(routing.arm(n) for n in p["chain"]), config)
-    if routing.router == "contextual_ts":
-        return contextual_ts_router(ContextualTSConfig(
-            **given({"exploration": "exploration", "dual_kappa": "dual_kappa", "lambda0": "lambda0"}), audit=audit))
-    if routing.router == "bts":
-        return bts_router(audit)
-    if routing.router == "ucb_bv":
-        return ucb_bv_router(audit)
-    raise AlbandError(f"unknown router '{routing.router}'")
-
-
 def build_routing(config: RunConfig, task: Task) -> tuple[list, dict[str, Any]]:
     """The annotators of ``[routing]`` in arm order, and the routing options of :func:`alband.loop.live_rounds`."""
     routing = config.routing
     built = [build_annotator(config, task, name, arm=k) for k, name in enumerate(routing.annotators)]
     annotators = [b[0] for b in built]
     settings = RoutingSettings(
-        router=make_router(routing),
+        router=routing.build(),
         auditor=-1 if routing.auditor is None else routing.arm(routing.auditor),
         feedback=routing.feedback,
         label_weight=routing.label_weight,
@@ -182,7 +141,10 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
         from alband.annotators.anthropic_annotator import AnthropicAnnotator as cls
     else:
         from alband.annotators.openai_annotator import OpenAIAnnotator as cls
-    return cls(name, spec["model"], task.label_names, price, **options)
+    try:
+        return cls(name, spec["model"], task.label_names, price, **options)
+    except AlbandError as err:
+        raise AlbandError(f"{where}{err}") from None
 
 
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
@@ -205,6 +167,24 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
         stopping=None if config.stopping is None else make_rule(config.stopping.rule, **config.stopping.params),
         stop_set_size=500 if config.stopping is None else config.stopping.stop_set_size,
     )
+
+
+def require_an_affordable_label(config: RunConfig, task: Task, annotators: list) -> None:
+    """Raise unless ``[budget] usd`` covers the smallest reservation any annotator makes for a pool item.
+
+    The loop reserves an annotator's ``max_cost_usd`` bound before each paid
+    call; a budget below every item's bound cannot buy a single label, and a
+    run that bought none has nothing to learn or report.
+    """
+    texts = [task.text(i) for i in range(task.n_items)]
+    smallest = {a.name: float(np.min(np.asarray(a.max_cost_usd_many(texts), np.float64))) for a in annotators}
+    name = min(smallest, key=smallest.get)
+    if config.budget_usd < smallest[name]:
+        raise AlbandError(
+            f"{config.source}: [budget] usd = {config.budget_usd:g} is smaller than the smallest reservation, "
+            f"${smallest[name]:.6g} (annotator {name!r}, its worst-case cost for the cheapest pool item): "
+            "not one label can be bought; raise the budget"
+        )
 
 
 def hold_out_validation(config: RunConfig, task: Task) -> tuple[Task, tuple[np.ndarray, np.ndarray] | None]:
@@ -237,6 +217,7 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
     else:
         annotator, run_options = build_routing(config, task)
         label = config.routing.router
+    require_an_affordable_label(config, task, annotator if isinstance(annotator, list) else [annotator])
     events: list[RoundEvent] = []
     with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
         ledger.set_meta("base_dir", str(config.base_dir))
@@ -281,4 +262,4 @@ def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
     return execute(config, run_dir, quiet=quiet)
 
 
-__all__ = ["build_annotator", "build_routing", "make_router", "execute", "load_config", "load_task", "resume_run", "start_run"]
+__all__ = ["build_annotator", "build_routing", "execute", "load_config", "load_task", "resume_run", "start_run"]

@@ -3,55 +3,19 @@
 An annotator answers :meth:`Annotator.max_cost_usd` *before* a request (the
 amount the budget reserves: an upper bound on the dollars the request can
 cost) and :meth:`Annotator.annotate` to make it. The actual cost of the
-returned :class:`Annotation` never exceeds the reservation.
+returned :class:`~alband.annotation.Annotation` never exceeds the reservation.
 :meth:`Annotator.max_cost_usd_many` is the same bound for many texts at once,
 as one float64 array, equal item by item to :meth:`Annotator.max_cost_usd`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from alband.annotation import Annotation, Item
 from alband.errors import AlbandError
-
-
-@dataclass(frozen=True)
-class Item:
-    """One pool item as annotators see it: its pool index, stable id and text."""
-
-    pool_index: int
-    item_id: str
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """The outcome of one annotation request.
-
-    ``label`` is a class index in ``0..C-1``, or ``None`` when the answer was
-    invalid (off-label, refusal, unparseable); ``valid`` says which. Money and
-    tokens are recorded either way: an invalid answer was still paid for.
-    """
-
-    pool_index: int
-    item_id: str
-    annotator: str
-    label: int | None
-    cost_usd: float
-    input_tokens: int = 0
-    output_tokens: int = 0
-    confidence: float = float("nan")
-    latency_s: float = 0.0
-    response_id: str = ""
-    raw: str = ""
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def valid(self) -> bool:
-        return self.label is not None
 
 
 @runtime_checkable

@@ -4,8 +4,9 @@ The key is ``sha256`` of the canonical JSON (sorted keys, no whitespace) of
 the provider, the endpoint, and the request body (model, prompt, parameters).
 Credentials are never part of the key or of the stored entry: an entry holds
 the provider, model, the key's inputs' digest and the response *body* as the
-provider returned it (bodies carry no credentials; any occurrence of a secret
-passed to :meth:`ResponseCache.put` is redacted all the same).
+provider returned it, after :func:`alband.annotators.redaction.redact_secrets`
+(the secrets passed to :meth:`ResponseCache.put` and credential-shaped tokens:
+a model may echo a key in its answer).
 
 A hit replays the stored body through the same parser as a live response, so
 a replayed annotation equals the live one except for its cost (``$0``: nothing
@@ -22,6 +23,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from alband.annotators.redaction import redact_secrets
 from alband.errors import AlbandError
 
 _FORMAT = 1
@@ -61,10 +63,8 @@ class ResponseCache:
         return body if isinstance(body, str) else None
 
     def put(self, key: str, body: str, *, provider: str, model: str, secrets: tuple[str, ...] = ()) -> None:
-        """Store ``body`` for ``key`` atomically (secrets redacted first)."""
-        for secret in secrets:
-            if secret:
-                body = body.replace(secret, "[redacted]")
+        """Store ``body`` for ``key`` atomically (secrets and credential shapes redacted first)."""
+        body = redact_secrets(body, secrets)
         entry = {"format": _FORMAT, "key": key, "provider": provider, "model": model, "body": body}
         target = self.path(key)
         try:

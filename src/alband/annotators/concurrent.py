@@ -32,8 +32,10 @@ import logging
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable
 
-from alband.annotators.base import Annotation, Annotator, Item
+from alband.annotation import Annotation, Item
+from alband.annotators.base import Annotator
 from alband.annotators.llm_common import AnnotatorError
+from alband.annotators.redaction import redact_secrets
 from alband.errors import AlbandError, BudgetExhausted
 from alband.store.budget_guard import BudgetGuard, Reservation
 
@@ -109,7 +111,7 @@ def annotate_concurrently(
         conservative = Annotation(
             pool_index=item.pool_index, item_id=item.item_id, annotator=getattr(annotator, "name", "?"),
             label=None, cost_usd=reservation.amount_usd,
-            extra={"invalid_reason": f"annotator raised {type(error).__name__}: {error}",
+            extra={"invalid_reason": redact_secrets(f"annotator raised {type(error).__name__}: {error}"),
                    "cost_is_upper_bound": True})
         guard.settle(reservation, reservation.amount_usd)
         settled[position] = conservative

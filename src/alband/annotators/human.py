@@ -28,7 +28,8 @@ from typing import Callable, Sequence, TextIO
 
 import numpy as np
 
-from alband.annotators.base import Annotation, Item, checked_texts
+from alband.annotation import Annotation, Item
+from alband.annotators.base import checked_texts
 from alband.annotators.llm_common import AnnotatorError
 from alband.annotators.prompts import normalize_label
 from alband.errors import AlbandError

@@ -39,8 +39,13 @@ fast tier bills more than the list price; batch less).
 
 **Secrets.** The API key is read from the environment variable
 ``api_key_env`` when the first live call is made, handed to the SDK client
-and nowhere else: not to the cache (which stores response bodies only), not
-to ``raw``, and it is redacted from every error message.
+and nowhere else. Every text a response produces is redacted by
+:func:`alband.annotators.redaction.redact_secrets` (the key's exact value and
+credential-shaped tokens) before it is parsed, cached, logged, raised or
+returned: the reply's text and refusal as soon as they are read (so that a
+shortened quote in ``invalid_reason`` never holds part of a key), the body
+before it is cached, every error message, and finally every string of the
+returned :class:`~alband.annotators.base.Annotation`.
 
 **Cache.** With ``cache_dir``, response bodies are stored under
 ``sha256(provider, endpoint, request)`` (:mod:`alband.annotators.cache`); a
@@ -49,6 +54,7 @@ hit replays the body, costs ``$0`` and makes no HTTP request.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -63,10 +69,11 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from alband.annotators.base import Annotation, Item
+from alband.annotation import Annotation, Item
 from alband.annotators.cache import ResponseCache, request_key
 from alband.annotators.parsing import label_span_probability, parse_label_answer
 from alband.annotators.prompts import DEFAULT_INSTRUCTIONS, ClassificationPrompt, RenderedPrompt
+from alband.annotators.redaction import redact_secrets, redact_strings
 from alband.costs.prices import Price, Usage
 from alband.errors import AlbandError, AnnotatorError  # noqa: F401  (re-exported)
 
@@ -110,11 +117,8 @@ class ProviderReply:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced by ``[redacted]``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
+    """``text`` with the secrets and credential-shaped tokens redacted (:func:`.redaction.redact_secrets`)."""
+    return redact_secrets(text, secrets)
 
 
 def nonnegative_int(value: Any) -> int | None:
@@ -324,6 +328,9 @@ class LLMAnnotator:
         return np.asarray(self._cost_bound(input_bound), dtype=np.float64)
 
     def annotate(self, item: Item) -> Annotation:
+        return self._redacted_annotation(self._annotate(item))
+
+    def _annotate(self, item: Item) -> Annotation:
         rendered = self.prompt.render(item.text)
         request = self._request(rendered)
         bound = self._max_cost(rendered)
@@ -352,6 +359,28 @@ class LLMAnnotator:
         return annotation
 
     # ----------------------------------------------------------------- internals
+    def _redacted_annotation(self, annotation: Annotation) -> Annotation:
+        """``annotation`` with every text it holds redacted (the last guard before the ledger)."""
+        return dataclasses.replace(
+            annotation, raw=redact_secrets(annotation.raw, self._secrets),
+            response_id=redact_secrets(annotation.response_id, self._secrets),
+            extra=redact_strings(annotation.extra, self._secrets))
+
+    def _redacted_reply(self, reply: ProviderReply) -> ProviderReply:
+        """``reply`` with its texts redacted before they are parsed or quoted.
+
+        Token logprobs are dropped when the text changed: their pieces spell
+        the unredacted text (and would no longer line up with it).
+        """
+        text = redact_secrets(reply.text, self._secrets) if reply.text is not None else None
+        return dataclasses.replace(
+            reply, text=text,
+            response_id=redact_secrets(reply.response_id, self._secrets),
+            finish_reason=redact_secrets(reply.finish_reason, self._secrets) if reply.finish_reason else None,
+            refusal=redact_secrets(reply.refusal, self._secrets) if reply.refusal is not None else None,
+            usage_problem=redact_secrets(reply.usage_problem, self._secrets) if reply.usage_problem else None,
+            token_logprobs=reply.token_logprobs if text == reply.text else None)
+
     def _request(self, rendered: RenderedPrompt) -> dict:
         request = self.api.build_request(rendered, model=self.model, max_tokens=self.max_tokens,
                                          temperature=self.temperature)
@@ -400,7 +429,7 @@ class LLMAnnotator:
     def _failure(self, item: Item, err: Exception, bound: float, latency_s: float) -> Annotation:
         """Raise :class:`AnnotatorError` if nothing was billed, else a paid invalid annotation."""
         sdk = self.api.sdk()
-        detail = redact(str(err) or type(err).__name__, self._secrets)
+        detail = redact_secrets(str(err) or type(err).__name__, self._secrets)
         if isinstance(err, sdk.APIStatusError):
             status = getattr(err, "status_code", None)
             retried = isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
@@ -413,7 +442,7 @@ class LLMAnnotator:
             if never_sent:
                 raise AnnotatorError(
                     f"{self._where()}: cannot connect after {self.max_retries} retries: "
-                    f"{redact(str(cause) or type(cause).__name__, self._secrets)}"
+                    f"{redact_secrets(str(cause) or type(cause).__name__, self._secrets)}"
                 ) from None
             if isinstance(err, sdk.APITimeoutError):
                 reason = (f"no response within {self.timeout_s:g} s after {self.max_retries} retries; "
@@ -443,11 +472,11 @@ class LLMAnnotator:
             body = json.loads(body_text)
             if not isinstance(body, dict):
                 raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-            reply = self.api.read_reply(body, self.price)
+            reply = self._redacted_reply(self.api.read_reply(body, self.price))
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
             if cache_hit:
                 return None
-            reason = f"malformed response body ({type(err).__name__}: {redact(str(err), self._secrets)[:200]})"
+            reason = f"malformed response body ({type(err).__name__}: {redact_secrets(str(err), self._secrets)[:200]})"
             log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
             return self._paid_invalid(item, bound, latency_s, reason, retries=retries)
 
@@ -459,7 +488,7 @@ class LLMAnnotator:
             reason = f"response has no usable usage ({reply.usage_problem}); the cost is unknown"
             log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
             return self._paid_invalid(item, bound, latency_s, reason, reply.response_id,
-                                      redact(reply.text or "", self._secrets), retries)
+                                      redact_secrets(reply.text or "", self._secrets), retries)
 
         usage = reply.usage
         extra.update(usage.details)
@@ -494,6 +523,6 @@ class LLMAnnotator:
             pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=label,
             cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, confidence=confidence,
             latency_s=latency_s, response_id=reply.response_id,
-            raw=redact(reply.text if reply.text is not None else (reply.refusal or ""), self._secrets),
+            raw=redact_secrets(reply.text if reply.text is not None else (reply.refusal or ""), self._secrets),
             extra=extra,
         )

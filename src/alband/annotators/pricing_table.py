@@ -119,11 +119,12 @@ def read_price_table(path: str | os.PathLike | None = None) -> PriceTable:
 
 def price_for(model: str, table: Mapping[str, Price] | None = None) -> Price:
     """The price of ``model`` in ``table`` (bundled table when ``None``), with a clear error."""
+    where = f"the price table {default_price_table_path()}" if table is None else "the price table given"
     table = load_price_table() if table is None else table
     try:
         return table[model]
     except KeyError:
         raise AlbandError(
-            f"no price for model {model!r} in the price table; known models: {sorted(table)!r}. "
+            f"no price for model {model!r} in {where}; known models: {sorted(table)!r}. "
             "Pass a Price explicitly or add the model to your own price table."
         ) from None

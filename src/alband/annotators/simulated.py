@@ -14,7 +14,8 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from alband.annotators.base import Annotation, Item, utf8_byte_lengths
+from alband.annotation import Annotation, Item
+from alband.annotators.base import utf8_byte_lengths
 from alband.simulate.annotator_model import (
     SimulatedAnnotator,
     annotation_cost_usd,

@@ -15,7 +15,7 @@ uniform nor one-hot.
   ``native_and_xla_same_batch`` whether both chose the same items;
   ``margin_topk_seconds`` the ``margin`` policy the same way; ``streamed_*`` the
   entropy scored in chunks of ``chunk_rows`` rows with a running top-B
-  (:func:`alband.policies.streaming.streamed_top_b`).
+  (:func:`alband.policies._chunked.streamed_top_b`).
 * ``read_roof_seconds``: one jitted ``X @ v`` pass over the same device array in
   the same run -- the time to read the pool once, which no scorer can beat;
   ``ratio = score_topk_seconds / read_roof_seconds``.
@@ -156,7 +156,7 @@ def bench_acquisition(
 ) -> dict[str, Any]:
     """Time pool scoring against the read roof, diverse batches, and the peers (module docstring).
 
-    ``chunk_rows`` defaults to :data:`alband.policies.streaming.DEFAULT_CHUNK_ROWS`.
+    ``chunk_rows`` defaults to :data:`alband.policies._chunked.DEFAULT_CHUNK_ROWS`.
     Returns a JSON-able dict; timings in seconds (medians), ``None`` where a
     measurement was skipped (its reason in ``peers_skipped``).
     """
@@ -166,7 +166,7 @@ def bench_acquisition(
     from alband.kernels import NATIVE_MIN_ROWS, native_status, uses_native_kernel, xla_uncertainty
     from alband.models.softmax_regression import SoftmaxParams, predict_proba
     from alband.policies import RoundContext, make_policy
-    from alband.policies.streaming import DEFAULT_CHUNK_ROWS, streamed_top_b_device
+    from alband.policies._chunked import DEFAULT_CHUNK_ROWS, streamed_top_b_device
     from alband.policies.uncertainty import entropy_scores
 
     n = _check_int(n, "n")

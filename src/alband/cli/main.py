@@ -1,4 +1,4 @@
-"""``alband``: demo, run, resume, report (and the benchmark and replay commands).
+"""``alband``: demo, run, resume, report (and simulate, bench and route, in their own modules).
 
 Every error the user can fix is one readable line on stderr and exit code 2;
 an interrupted run says how to resume it. Nothing paid for is lost either
@@ -111,10 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub) -> None:
-    """Commands contributed by other rooms (benchmarks, router replay)."""
-    from alband.cli import extra_commands
+    """The commands whose options live with them: ``simulate``, ``bench ...``, ``route replay``."""
+    from alband.cli import bench, route, simulate
 
-    extra_commands.register(sub)
+    simulate.register(sub)
+    bench.register(sub)
+    route.register(sub)
+    from alband.sweep.cli import register as register_sweep
+
+    register_sweep(sub)
 
 
 def _version() -> str:

@@ -9,12 +9,28 @@ is unlabeled (index ``-1``).
 * Without it, the classes are inferred: if every label is an integer the
   classes are ``0..max`` (named ``"0"``, ``"1"``, ...); otherwise they are
   the distinct strings, sorted.
+
+An inferred label set is checked for typos, since a misspelt cell would
+otherwise become a class of its own, silently:
+
+* two names that differ only in case, spaces or punctuation (``"Sport"``,
+  ``"sport "``, ``"sport."``) are refused: they are one class written two
+  ways;
+* a label found in a single row while another class has at least
+  :data:`SINGLETON_OUTLIER_ROWS` rows is refused as a probable typo (a
+  class of one row can neither be learnt nor be tested on, and in a table
+  whose classes have tens of rows a lone one is almost always a slip).
+
+The error names the file, the row, the label and the class it most resembles;
+a rare class that is real is accepted once ``label_names`` lists it.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +40,10 @@ from alband.data.dataset import UNLABELED, check_label_names
 from alband.errors import AlbandError
 
 _INTEGER = re.compile(r"[+-]?\d+")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+#: Without ``label_names``, a label in one row only is refused when another class has at least this many rows.
+SINGLETON_OUTLIER_ROWS = 10
 
 
 def _is_missing(value: Any) -> bool:
@@ -116,4 +136,45 @@ def encode_labels(
         index = {name: k for k, name in enumerate(names)}
         for i, name in zip(labeled, as_names):
             y[i] = index[name]  # type: ignore[index]
+        _refuse_variant_spellings(as_names, labeled, values, positions, file=file, column=column)
+    _refuse_singleton_outliers(y, labeled, values, positions, names, file=file, column=column)
     return y, check_label_names(names, where=f"{file}, column {column!r}")
+
+
+def _folded(name: str) -> str:
+    return _NOT_WORD.sub("", name.casefold())
+
+
+def _refuse_variant_spellings(names: Sequence[str], rows: Sequence[int], values: Sequence[Any],
+                              positions: Sequence[str], *, file: str, column: str) -> None:
+    """Raise if two inferred class names differ only in case, spaces or punctuation."""
+    counts = Counter(names)
+    first_spelling: dict[str, str] = {}
+    for name in sorted(counts, key=lambda n: (-counts[n], n)):  # the commonest spelling is taken as meant
+        other = first_spelling.setdefault(_folded(name), name)
+        if other != name:
+            i = rows[names.index(name)]
+            raise AlbandError(
+                f"{file}, {positions[i]}, column {column!r}: label {values[i]!r} differs from label {other!r} "
+                f"({counts[other]} rows) only in case, spaces or punctuation; write the class one way "
+                f"(without label_names the classes are inferred from the labels as written)"
+            )
+
+
+def _refuse_singleton_outliers(y: np.ndarray, rows: Sequence[int], values: Sequence[Any],
+                               positions: Sequence[str], names: Sequence[str], *, file: str, column: str) -> None:
+    """Raise on a class of one row when another class has >= :data:`SINGLETON_OUTLIER_ROWS` rows."""
+    counts = np.bincount(y[np.asarray(rows, dtype=np.int64)], minlength=len(names))
+    if counts.max() < SINGLETON_OUTLIER_ROWS:
+        return
+    for i in rows:
+        if counts[y[i]] == 1:
+            frequent = [name for name, n in zip(names, counts) if n > 1]
+            close = difflib.get_close_matches(str(names[y[i]]), frequent, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r} ({int(counts[names.index(close[0])])} rows)? " if close else ""
+            raise AlbandError(
+                f"{file}, {positions[i]}, column {column!r}: label {values[i]!r} occurs in this row only, "
+                f"while class {names[int(np.argmax(counts))]!r} has {int(counts.max())} rows: a typo? {hint}"
+                f"Without label_names the classes are inferred from the labels; fix the row, or list the "
+                f"classes in label_names if {values[i]!r} is one"
+            )

@@ -31,7 +31,7 @@ embeddings, so ``L`` is the set of queried items, ``ctx.x[ctx.queried]``, each
 with weight 1 (invalid annotations, which the learner gives weight 0, are
 counted too). The GLM Hessian needs no labels, only ``p_i`` at the current
 fit. The block Hessian is accumulated over the queried rows in blocks
-(:func:`alband.policies.streaming.fold_masked_rows`), O(|L| d^2 C). The prior
+(:func:`alband.policies._chunked.fold_masked_rows`), O(|L| d^2 C). The prior
 strength ``prior_c`` should equal the learner's ``c`` (the inverse L2
 strength; default 1.0 like :class:`~alband.models.SoftmaxRegression`). The
 intercept is unpenalised (a flat prior): it is kept at its fitted value, not
@@ -52,7 +52,7 @@ from alband.errors import AlbandError
 from alband.models.softmax_regression import SoftmaxParams
 from alband.policies.base import QueryPolicy, RoundContext, score_policy
 from alband.policies.registry import register_policy
-from alband.policies.streaming import fold_masked_rows
+from alband.policies._chunked import fold_masked_rows
 
 Array = jax.Array
 Hessian = Literal["block", "diag"]

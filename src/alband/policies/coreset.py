@@ -16,7 +16,7 @@ Each pick is one vectorised pass ``X @ x_{i_t}`` (O(N d)) using
 The distances to the labelled set are kept in the policy state and extended,
 at the start of every ``select``, by the items queried since the last call
 (``ctx.queried`` minus the items already covered) in blocks of rows
-(:func:`alband.policies.streaming.fold_masked_rows`): each round costs
+(:func:`alband.policies._chunked.fold_masked_rows`): each round costs
 O(N (B + new labels) d), not O(N |L| d). ``ctx.queried`` only grows during a
 run; a state must not be reused with a context whose queried set shrank.
 With no labelled item at all, the first centre is a uniformly random
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from alband.policies.base import QueryPolicy, RoundContext, _stateless_update
 from alband.policies.registry import register_policy
-from alband.policies.streaming import block_rows_for, fold_masked_rows
+from alband.policies._chunked import block_rows_for, fold_masked_rows
 
 Array = jax.Array
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
 
 from alband.errors import AlbandError
 
@@ -51,15 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
     p.add_argument("--frontier-points", type=int, default=10,
                    help="extra log-spaced budgets for the frontier and the cost to 95%% (default 10)")
-    p.add_argument("--routers", help="comma-separated subset of: random,cascade,contextual-ts,bts,ucb-bv,oracle")
+    p.add_argument("--routers", help="comma-separated registered router names (alband.routing.registry; "
+                                     "default: random,cascade,contextual_ts,bts,ucb_bv,oracle)")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
     return p
 
 
 def _validate(args) -> None:
+    """Check every option and input path before anything is loaded (loading takes seconds to minutes)."""
     if (args.embeddings is None) != (args.ids is None):
         raise AlbandError("route replay: --embeddings and --ids go together")
+    if not (math.isfinite(args.budget) and args.budget > 0):
+        raise AlbandError(f"route replay: --budget must be a positive number of dollars, got {args.budget:g}")
+    if args.human_price is not None and not (math.isfinite(args.human_price) and args.human_price > 0):
+        raise AlbandError(f"route replay: --human-price must be a positive number of dollars, "
+                          f"got {args.human_price:g}")
+    for option, value in (("--data", args.data), ("--items", args.items), ("--embeddings", args.embeddings),
+                          ("--ids", args.ids)):
+        if value is not None and not Path(value).is_file():
+            raise AlbandError(f"route replay: {option} {value}: "
+                              + ("is a folder, not a file" if Path(value).is_dir() else "file not found"))
+    for option, value in (("--plot", args.plot), ("--output", args.output)):
+        if value is not None and not Path(value).parent.is_dir():
+            raise AlbandError(f"route replay: {option} {value}: folder {Path(value).parent} does not exist")
     if args.seeds < 1:
         raise AlbandError(f"route replay: --seeds must be >= 1, got {args.seeds}")
     if not (0 <= args.audit_rate <= 1):
@@ -104,11 +121,7 @@ def run_from_args(args) -> dict:
         plot_frontier(report, args.plot)
         report["plot"] = str(args.plot)
     if args.output:
-        from pathlib import Path
-
         out = Path(args.output)
-        if not out.parent.exists():
-            raise AlbandError(f"{out}: folder {out.parent} does not exist")
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 

@@ -13,9 +13,9 @@ _STYLE = {
     "best-fixed": dict(color="0.0", ls="--", marker=None),
     "random": dict(color="tab:gray", ls="-", marker="."),
     "cascade": dict(color="tab:orange", ls="-", marker="s"),
-    "contextual-ts": dict(color="tab:blue", ls="-", marker="o"),
+    "contextual_ts": dict(color="tab:blue", ls="-", marker="o"),
     "bts": dict(color="tab:green", ls="-", marker="^"),
-    "ucb-bv": dict(color="tab:purple", ls="-", marker="v"),
+    "ucb_bv": dict(color="tab:purple", ls="-", marker="v"),
     "oracle": dict(color="tab:red", ls="-.", marker=None),
 }
 

@@ -19,7 +19,7 @@ Definitions (also written into the report under ``definitions``):
 * ``apgr``: trapezoid mean of PGR over the budget grid evenly spaced from the
   full-stream cost of the weak model to that of the strong one (11 points by
   default), RouteLLM's APGR with the budget in place of the strong-call share
-  (:mod:`alband.routing.metrics`).
+  (:mod:`alband.routing.router_quality`).
 * ``cost_to_95pct_strongest``: dollars spent (mean over seeds) at the smallest
   budget of the sweep whose mean stream accuracy reaches 95% of the strongest
   model's accuracy; ``null`` if no budget of the sweep reaches it.
@@ -36,7 +36,7 @@ import numpy as np
 
 from alband.replay.data import HUMAN
 from alband.replay.runner import LEARNED_ROUTERS, ReplayResult, RouterRuns
-from alband.routing.metrics import apgr, cost_to_target, pgr
+from alband.routing.router_quality import apgr, cost_to_target, pgr
 from alband.stats import mean_interval, wilson_interval
 
 REPORT_ORDER = ("always-cheapest", "always-strongest", "best-fixed") + LEARNED_ROUTERS
@@ -180,7 +180,9 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
     def model(k: int) -> dict[str, Any]:
         return {"name": m.arms[k], "accuracy": _num(acc[k]), "cost_usd": float(full[k])}
 
-    routers = [router_entry(result.runs[name], result) for name in REPORT_ORDER if name in result.runs]
+    others = [name for name in result.runs if name not in REPORT_ORDER and not name.startswith("fixed:")]
+    routers = [router_entry(result.runs[name], result)
+               for name in [n for n in REPORT_ORDER if n in result.runs] + others]
     tasks = np.array(m.tasks, dtype=object)
     task_accuracy = {}
     for task in sorted(set(m.tasks)):

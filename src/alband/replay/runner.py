@@ -1,6 +1,6 @@
 """Run every router over an outcome matrix for several seeds and a grid of budgets.
 
-The shell side of :mod:`alband.routing.stream`: it turns the float64 outcome
+The shell side of :mod:`alband.routing.replay_engine`: it turns the float64 outcome
 matrix into the core's float32 :class:`~alband.routing.base.Stream` (realised
 costs rounded *up*, budgets rounded *down*, so the float32 replay can never
 overspend the float64 budget; routers decide on the price quotes of
@@ -13,21 +13,26 @@ Routers (names used in reports):
 * ``fixed:<arm>`` for every arm (the human included), from which
   ``always-cheapest``, ``always-strongest`` and ``best-fixed`` (per budget, the
   single arm with the best stream accuracy, chosen in hindsight) are taken;
-* ``random``, ``cascade``, ``contextual-ts``, ``bts``, ``ucb-bv``;
-* ``oracle`` (hindsight, evaluation only).
+* every other router of :mod:`alband.routing.registry` under its registered
+  name: by default ``random``, ``cascade``, ``contextual_ts``, ``bts``,
+  ``ucb_bv`` and ``oracle`` (hindsight, evaluation only). Each is built by
+  :func:`~alband.routing.make_router` with the replay's hyper-parameters that
+  it registered (``chain``, ``target`` and the audit parameters); a
+  hindsight router gets the outcome matrices ``correct`` and ``cost_usd``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cache, partial
 
 import numpy as np
 
 from alband.errors import AlbandError
 from alband.replay.data import HUMAN, OutcomeMatrix
 
-LEARNED_ROUTERS = ("random", "cascade", "contextual-ts", "bts", "ucb-bv", "oracle")
+LEARNED_ROUTERS = ("random", "cascade", "contextual_ts", "bts", "ucb_bv", "oracle")
 
 
 @dataclass(frozen=True)
@@ -106,11 +111,11 @@ def build_stream(matrix: OutcomeMatrix, features: np.ndarray, auditor: int):
 def budget_grid(matrix: OutcomeMatrix, user_budget: float, strongest: int, cheapest: int,
                 apgr_points: int, frontier_points: int) -> tuple[np.ndarray, int, list[int]]:
     """(sorted budgets, index of the user's budget, indices of the APGR grid)."""
-    from alband.routing.metrics import apgr_budget_grid
+    from alband.routing.router_quality import apgr_budget_grid
 
     full = matrix.full_cost()
     # a budget equal to a model's full-stream cost is raised by 1e-5 (relative) so that the model
-    # can label the whole stream despite the ledger's 1e-6 safety margin (alband.routing.ledger)
+    # can label the whole stream despite the spend total's 1e-6 safety margin (alband.routing.spend_total)
     slack = 1.0 + 1e-5
     apgr = apgr_budget_grid(full[cheapest] * slack, full[strongest] * slack, apgr_points)
     positive = full[full > 0]
@@ -178,28 +183,17 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     import jax
     import jax.numpy as jnp
 
-    from alband.routing import (
-        AuditConfig,
-        CascadeConfig,
-        ContextualTSConfig,
-        bts_router,
-        cascade_router,
-        contextual_ts_router,
-        fixed_router,
-        random_router,
-        replay_batch,
-        replay_batch_with,
-        ucb_bv_router,
-    )
+    from alband.routing import fixed_router, make_router, replay_batch, replay_batch_with, router_entry
 
     t_start = time.perf_counter()
     if settings.seeds < 1:
         raise AlbandError(f"--seeds must be >= 1, got {settings.seeds}")
     if not (np.isfinite(user_budget) and user_budget > 0):
         raise AlbandError(f"--budget must be a positive number of dollars, got {user_budget!r}")
-    unknown = [r for r in settings.routers if r not in LEARNED_ROUTERS]
-    if unknown:
-        raise AlbandError(f"unknown router '{unknown[0]}'; known: {', '.join(LEARNED_ROUTERS)}")
+    for name in settings.routers:
+        if name == "fixed":
+            raise AlbandError("router 'fixed' is replayed for every arm already (fixed:<arm>); leave it out of --routers")
+        router_entry(name)  # an AlbandError lists the known names
     strongest, cheapest = matrix.strongest(), matrix.cheapest()
     if settings.auditor is None:
         auditor = matrix.arms.index(HUMAN) if HUMAN in matrix.arms else strongest
@@ -231,8 +225,6 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
                                   auditor=auditor)
         record(f"fixed:{arm}", trace, t0)
 
-    audit = AuditConfig(rate=settings.audit_rate, share=settings.audit_share,
-                        panel_share=settings.panel_share)
     chain = [cheapest, strongest] + ([auditor] if auditor not in (cheapest, strongest) else [])
     chain = list(dict.fromkeys(chain))
     target = settings.cascade_target
@@ -243,20 +235,17 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
         "audit_share": settings.audit_share, "panel_share": settings.panel_share,
         "cascade_chain": [matrix.arms[k] for k in chain], "cascade_target": target,
     }
-    factories = {
-        "random": lambda: random_router(),
-        "cascade": lambda: cascade_router(chain, CascadeConfig(target=target, audit=audit)),
-        "contextual-ts": lambda: contextual_ts_router(ContextualTSConfig(audit=audit)),
-        "bts": lambda: bts_router(audit),
-        "ucb-bv": lambda: ucb_bv_router(audit),
-    }
+    offered = {"chain": tuple(chain), "target": target, "audit_rate": settings.audit_rate,
+               "audit_share": settings.audit_share, "panel_share": settings.panel_share}
     for name in settings.routers:
         t0 = time.perf_counter()
-        if name == "oracle":
-            trace = replay_batch_with(_oracle_from, (stream.correct, stream.cost_usd), stream, orders_j,
-                                      budgets32, keys, auditor=auditor)
+        entry = router_entry(name)
+        if entry.hindsight:
+            trace = replay_batch_with(_hindsight_factory(name), (stream.correct, stream.cost_usd), stream,
+                                      orders_j, budgets32, keys, auditor=auditor)
         else:
-            trace = replay_batch(factories[name](), stream, orders_j, budgets32, keys, auditor=auditor)
+            hyper = {k: v for k, v in offered.items() if k in entry.parameters}
+            trace = replay_batch(make_router(name, **hyper), stream, orders_j, budgets32, keys, auditor=auditor)
         record(name, trace, t0)
 
     fixed = [result.runs[f"fixed:{a}"] for a in matrix.arms]
@@ -267,11 +256,18 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     return result
 
 
-def _oracle_from(matrices):
-    """The oracle for traced (correct, cost) matrices: no constant folding of a hindsight sort."""
-    from alband.routing import oracle_router
+@cache
+def _hindsight_factory(name: str):
+    """One function per hindsight router, so that its compiled replay is reused (a static jit argument)."""
+    return partial(_hindsight_router, name)
 
-    return oracle_router(*matrices)
+
+def _hindsight_router(name: str, matrices):
+    """A hindsight router (the oracle) for traced (correct, cost) matrices: no constant folding of its sort."""
+    from alband.routing import make_router
+
+    correct, cost_usd = matrices
+    return make_router(name, correct=correct, cost_usd=cost_usd)
 
 
 def _renamed(runs: RouterRuns, name: str) -> RouterRuns:

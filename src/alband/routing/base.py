@@ -34,7 +34,7 @@ item's label is the auditor's. ``auditor = -1`` means free feedback (every paid
 arm's correctness is observed at no cost), a simulation convenience.
 
 ``Stream`` holds the whole outcome matrix in pool order; the replay engine
-(:mod:`alband.routing.stream`) walks it in a permuted order with ``lax.scan``.
+(:mod:`alband.routing.replay_engine`) walks it in a permuted order with ``lax.scan``.
 """
 
 from __future__ import annotations

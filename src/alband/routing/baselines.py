@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
 from alband.routing.base import (
     Decision,
     Feedback,
@@ -34,6 +35,7 @@ from alband.routing.base import (
     stateless_update,
 )
 from alband.routing.pacing import FloorState, init_floor, on_pace, reserved_choices, update_floor
+from alband.routing.registry import ARM, register_router
 
 Array = jax.Array
 
@@ -130,3 +132,23 @@ def oracle_router(correct: Array, cost_usd: Array, name: str = "oracle") -> Rout
         return Decision(one_hot_pay(arm, n_arms), arm, no_audit(n_arms), stop=jnp.bool_(False))
 
     return Router(name, init, decide, stateless_update)
+
+
+@register_router("fixed", parameters={"arm": ARM})
+def make_fixed(arm: int = 0) -> Router:
+    """``fixed``: always arm ``arm`` (default the first)."""
+    if arm < 0:
+        raise AlbandError(f"arm must be an arm index >= 0, got {arm}")
+    return fixed_router(arm)
+
+
+@register_router("random")
+def make_random() -> Router:
+    """``random``: a uniform draw among the arms that keep the pace."""
+    return random_router()
+
+
+@register_router("oracle", hindsight=True, parameters={"correct": object, "cost_usd": object})
+def make_oracle(correct: Array, cost_usd: Array) -> Router:
+    """``oracle``: the cheapest right arm in hindsight, from the ``(n, K)`` outcome matrices (evaluation only)."""
+    return oracle_router(correct, cost_usd)

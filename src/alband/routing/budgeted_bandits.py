@@ -43,7 +43,6 @@ import jax
 import jax.numpy as jnp
 
 from alband.routing.audit import AuditConfig, draw_audit
-from alband.routing.sampling import beta_ge1
 from alband.routing.base import (
     Decision,
     Feedback,
@@ -53,6 +52,8 @@ from alband.routing.base import (
     masked_argmax,
     one_hot_pay,
 )
+from alband.routing.registry import AUDIT_PARAMETERS, audit_config, register_router
+from alband.routing.sampling import beta_ge1
 
 Array = jax.Array
 
@@ -138,7 +139,7 @@ def ucb_bv_index(reward_sum: Array, reward_n: Array, cost_sum: Array, pulls: Arr
     return jnp.where(finite, rbar / jnp.maximum(cbar, 1e-12) + bonus, jnp.inf)
 
 
-def ucb_bv_router(audit_config: AuditConfig = AuditConfig(), name: str = "ucb-bv") -> Router:
+def ucb_bv_router(audit_config: AuditConfig = AuditConfig(), name: str = "ucb_bv") -> Router:
     def decide(state: ArmCounts, ctx: StepContext, key: Array) -> Decision:
         d = ucb_bv_index(state.reward_sum, state.reward_n, state.cost_sum, state.pulls)
         affordable = _affordable(ctx)
@@ -152,3 +153,15 @@ def ucb_bv_router(audit_config: AuditConfig = AuditConfig(), name: str = "ucb-bv
         return record(state, fb, fb.cost_usd / state.cost_max)
 
     return Router(name, init_counts, decide, update)
+
+
+@register_router("bts", parameters=AUDIT_PARAMETERS, learns=True)
+def make_bts(**audit) -> Router:
+    """``bts``: budgeted Thompson sampling; ``audit`` holds the audit parameters (:data:`AUDIT_PARAMETERS`)."""
+    return bts_router(audit_config(**audit))
+
+
+@register_router("ucb_bv", parameters=AUDIT_PARAMETERS, learns=True)
+def make_ucb_bv(**audit) -> Router:
+    """``ucb_bv``: UCB-BV2; ``audit`` holds the audit parameters (:data:`AUDIT_PARAMETERS`)."""
+    return ucb_bv_router(audit_config(**audit))

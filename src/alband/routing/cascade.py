@@ -35,6 +35,7 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
 from alband.routing.audit import AuditConfig, audit_cost, draw_audit
 from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext
 from alband.routing.pacing import (
@@ -52,6 +53,7 @@ from alband.routing.posterior import (
     observe,
     predict,
 )
+from alband.routing.registry import ARMS, AUDIT_PARAMETERS, NUMBER, at_least, audit_config, distinct_arms, register_router
 
 Array = jax.Array
 
@@ -173,3 +175,18 @@ def cascade_router(chain: Sequence[int], config: CascadeConfig = CascadeConfig()
 
     return Router(name, init, decide, update)
 
+
+_DEFAULTS = CascadeConfig()
+
+
+@register_router("cascade", learns=True, parameters={
+    "chain": ARMS, "target": NUMBER, "n_bins": int, "min_count": int, **AUDIT_PARAMETERS})
+def make_cascade(chain: Sequence[int], target: float = _DEFAULTS.target,
+                 n_bins: int = _DEFAULTS.n_bins,
+                 min_count: int = _DEFAULTS.min_count, **audit) -> Router:
+    """``cascade`` over ``chain`` (arms, cheapest first); ``audit`` holds the audit parameters."""
+    if not 0 < target <= 1:
+        raise AlbandError(f"target must be in (0, 1], got {target}")
+    config = CascadeConfig(target=float(target), n_bins=at_least("n_bins", n_bins, 1),
+                           min_count=at_least("min_count", min_count, 0), audit=audit_config(**audit))
+    return cascade_router(distinct_arms("chain", chain), config)

@@ -58,6 +58,7 @@ from alband.routing.posterior import (
     observe,
     sample_predictions,
 )
+from alband.routing.registry import AUDIT_PARAMETERS, NUMBER, audit_config, finite_in, finite_positive, register_router
 
 Array = jax.Array
 
@@ -78,7 +79,7 @@ class ContextualTSState(NamedTuple):
 
 
 def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
-                         name: str = "contextual-ts") -> Router:
+                         name: str = "contextual_ts") -> Router:
     def init(setup: RouterSetup) -> ContextualTSState:
         return ContextualTSState(
             posterior=init_posterior(setup.n_arms, setup.dim, config.posterior),
@@ -121,3 +122,20 @@ def contextual_ts_router(config: ContextualTSConfig = ContextualTSConfig(),
                                  state.auditor)
 
     return Router(name, init, decide, update)
+
+
+_DEFAULTS = ContextualTSConfig()
+
+
+@register_router("contextual_ts", learns=True, parameters={
+    "exploration": NUMBER, "dual_kappa": NUMBER, "lambda0": NUMBER, **AUDIT_PARAMETERS})
+def make_contextual_ts(exploration: float = _DEFAULTS.exploration,
+                       dual_kappa: float = _DEFAULTS.dual_kappa,
+                       lambda0: float = _DEFAULTS.lambda0, **audit) -> Router:
+    """``contextual_ts``: contextual cost-aware Thompson sampling; ``audit`` holds the audit parameters."""
+    return contextual_ts_router(ContextualTSConfig(
+        exploration=finite_in("exploration", exploration, 0.0),
+        dual_kappa=finite_positive("dual_kappa", dual_kappa),
+        lambda0=finite_in("lambda0", lambda0, 0.0),
+        audit=audit_config(**audit),
+    ))

@@ -5,7 +5,9 @@ Rules are pure, causal functions of the round history
 (:mod:`alband.stopping.rules`); the signals they read are computed by
 :mod:`alband.stopping.signals` in both the simulator and the live loop; the
 cost model, the hindsight-optimal round and each rule's cost regret are in
-:mod:`alband.stopping.cost`.
+:mod:`alband.stopping.cost`; every rule's outcomes over many simulated episodes
+(medians and bootstrap intervals) in :mod:`alband.stopping.outcome_statistics`;
+the validation rows held out of the test set in :mod:`alband.stopping.holdout`.
 """
 
 from alband.stopping.cost import (
@@ -18,6 +20,7 @@ from alband.stopping.cost import (
     total_cost,
 )
 from alband.stopping.history import StopHistory, history_from_rows
+from alband.stopping.holdout import validation_split
 from alband.stopping.rules import (
     COST_RULES,
     RULES,
@@ -40,7 +43,6 @@ from alband.stopping.signals import (
     stop_set_signals,
     validation_accuracy,
 )
-from alband.stopping.validation import validation_split
 
 __all__ = [
     "COST_RULES",

@@ -53,7 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from alband.annotators.base import Annotation
+from alband.annotation import Annotation
 from alband.errors import AlbandError
 
 try:  # POSIX only; elsewhere the single-writer lock is skipped.
@@ -113,6 +113,43 @@ _COLUMNS = (
     "raw", "extra", "status", "created_at", "settled_at",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM annotations"
+
+
+def _read_only_uri_flags(path: Path) -> str:
+    """Extra URI flags for reading a ledger whose folder this process cannot write.
+
+    A reader of a WAL database needs its index file (``-shm``), which SQLite
+    creates next to it. When the folder is not writable and neither ``-wal``
+    nor ``-shm`` exists, no writer has the ledger open (a writer creates
+    both) and every commit is in the main file, so it is read as immutable.
+    With a ``-wal`` left there, its commits cannot be read without the index:
+    that is an error naming the cause.
+    """
+    if os.access(path.parent, os.W_OK):
+        return ""
+    wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+    if not wal.exists() and not shm.exists():
+        return "&immutable=1"
+    if not shm.exists():
+        raise AlbandError(f"ledger {path}: the run directory {path.parent} is not writable and the ledger's "
+                          f"write-ahead log {wal.name} needs an index file there; make the directory writable")
+    return ""
+
+
+def _require_writable(path: Path) -> None:
+    """Raise :class:`AlbandError` unless a writer can write the ledger, its journal and lock, and their folder.
+
+    Checked before SQLite opens the file: SQLite falls back to read-only
+    silently, and the first write would fail far from the cause.
+    """
+    if not os.access(path.parent, os.W_OK):
+        raise AlbandError(f"ledger {path}: the run directory {path.parent} is not writable (a run writes its "
+                          "ledger, journal and lock file there); make it writable, or read it with alband report")
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                 path.with_name(path.name + ".lock")):
+        if part.exists() and not os.access(part, os.W_OK):
+            raise AlbandError(f"ledger {path}: {part.name} is read-only and a run writes it; make it writable, "
+                              "or read the run with alband report")
 
 
 def _utc_now() -> str:
@@ -243,11 +280,13 @@ class Ledger:
         if not path.parent.is_dir():
             raise AlbandError(f"cannot create ledger {path}: directory {path.parent} does not exist")
 
+        if not read_only:
+            _require_writable(path)
         lock_file = None if read_only else cls._take_writer_lock(path)
         try:
             if read_only:
-                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{_read_only_uri_flags(path)}", uri=True,
+                                       timeout=30.0, isolation_level=None, check_same_thread=False)
             else:
                 conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:

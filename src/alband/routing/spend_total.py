@@ -2,7 +2,7 @@
 
 The replay runs in float32 (the project's core precision), but a budget of
 $80 paid in 15,000 steps of $0.00001 would drift by up to ``n * eps`` relative
-with a plain running sum. The ledger keeps the total as an unevaluated pair
+with a plain running sum. :class:`SpendTotal` keeps the total as an unevaluated pair
 ``hi + lo`` updated with Knuth's error-free TwoSum (Knuth, TAOCP vol. 2,
 4.2.2; Ogita, Rump and Oishi 2005), so the accumulated error stays within a
 few ulps of the total, independent of the stream length.
@@ -25,13 +25,16 @@ Array = jax.Array
 SAFETY_MARGIN = 1e-6  # relative, see module docstring
 
 
-class Ledger(NamedTuple):
+class SpendTotal(NamedTuple):
+    """Dollars spent so far, ``hi + lo`` (a compensated float32 sum)."""
+
     hi: Array  # () float32
     lo: Array  # () float32 rounding error carried along
 
 
-def empty_ledger() -> Ledger:
-    return Ledger(jnp.float32(0.0), jnp.float32(0.0))
+def zero_spend() -> SpendTotal:
+    """Nothing spent yet."""
+    return SpendTotal(jnp.float32(0.0), jnp.float32(0.0))
 
 
 def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
@@ -41,16 +44,16 @@ def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     return s, err
 
 
-def charge(ledger: Ledger, amount_usd: Array) -> Ledger:
-    """The ledger after paying ``amount_usd`` (>= 0)."""
-    s, err = _two_sum(ledger.hi, jnp.asarray(amount_usd, jnp.float32))
-    lo = ledger.lo + err
+def charge(total: SpendTotal, amount_usd: Array) -> SpendTotal:
+    """The total after paying ``amount_usd`` (>= 0)."""
+    s, err = _two_sum(total.hi, jnp.asarray(amount_usd, jnp.float32))
+    lo = total.lo + err
     hi, lo = _two_sum(s, lo)
-    return Ledger(hi, lo)
+    return SpendTotal(hi, lo)
 
 
-def spendable(ledger: Ledger, budget_usd: Array) -> Array:
+def spendable(total: SpendTotal, budget_usd: Array) -> Array:
     """Dollars that may still be committed without ever exceeding ``budget_usd``."""
     budget = jnp.asarray(budget_usd, jnp.float32)
-    return jnp.maximum(budget * (1.0 - SAFETY_MARGIN) - ledger.hi - ledger.lo, 0.0)
+    return jnp.maximum(budget * (1.0 - SAFETY_MARGIN) - total.hi - total.lo, 0.0)
 

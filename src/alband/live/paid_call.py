@@ -233,8 +233,12 @@ def _purchase(ledger: Ledger, guard: BudgetGuard, kind: str, key: str, payer: st
                 reason = f"the budget cannot cover attempt {n} after: {last_problem}"
                 ledger.skip(round_index, pool_index, item_id, payer, reason, kind=kind, key=key)
                 return Skipped(key, payer, reason)
-        row = ledger.reserve(round_index, pool_index, item_id, payer, max_cost, kind=kind, key=key,
-                             attempt=first + n - 1)
+        try:
+            row = ledger.reserve(round_index, pool_index, item_id, payer, max_cost, kind=kind, key=key,
+                                 attempt=first + n - 1)
+        except BaseException:
+            guard.release(reservation)  # nothing was sent
+            raise
         try:
             result = attempt_call()
         except AnnotatorError as err:
@@ -247,12 +251,10 @@ def _purchase(ledger: Ledger, guard: BudgetGuard, kind: str, key: str, payer: st
             if err.retry == "item":
                 break
             if n < policy.max_attempts:
-                wait = policy.delay_s(n, err.retry_after_s)
-                if err.retry_after_s is not None and err.retry_after_s > policy.max_retry_after_s and \
-                        n == policy.max_attempts - 1:
-                    log.warning("%s: retry-after %.0f s is past the %.0f s bound", payer, err.retry_after_s,
-                                policy.max_retry_after_s)
-                policy.sleep(wait)
+                if err.retry_after_s is not None and err.retry_after_s > policy.max_retry_after_s:
+                    log.warning("%s: the server asked to wait %.0f s; waiting the %.0f s bound instead", payer,
+                                err.retry_after_s, policy.max_retry_after_s)
+                policy.sleep(policy.delay_s(n, err.retry_after_s))
             continue
         # Any other exception leaves the row 'reserved': the attempt may have been billed.
         unanswered = _billed_without_answer(result)

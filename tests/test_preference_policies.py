@@ -302,8 +302,8 @@ PREFERENCE_POLICIES = ["random_pairs", "pair_uncertainty", "pair_bald", "apo", "
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), n_prompts=st.integers(4, 9), k=st.integers(2, 4),
-       judged=st.floats(0.0, 1.0), batch=st.integers(1, 12), policy=st.sampled_from(PREFERENCE_POLICIES))
+@given(seed=st.integers(0, 10_000), n_prompts=st.sampled_from([4, 7]), k=st.sampled_from([2, 4]),
+       judged=st.floats(0.0, 1.0), batch=st.sampled_from([3, 12]), policy=st.sampled_from(PREFERENCE_POLICIES))
 def test_every_batch_is_distinct_and_never_a_judged_pair(seed, n_prompts, k, judged, batch, policy):
     d = 3
     aux, rng = _candidates_world(seed, n_prompts, k, d)
@@ -337,8 +337,11 @@ def test_every_batch_is_distinct_and_never_a_judged_pair(seed, n_prompts, k, jud
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(5, 60), judged=st.floats(0.0, 1.0), batch=st.integers(1, 15))
-def test_pure_batch_rules_are_distinct_and_skip_judged_pairs(seed, n, judged, batch):
+@given(seed=st.integers(0, 10_000), judged=st.floats(0.0, 1.0), batch=st.sampled_from([1, 7, 15]))
+def test_pure_batch_rules_are_distinct_and_skip_judged_pairs(seed, judged, batch):
+    # Fixed shapes (one compilation per batch size); the masks and values vary, including pools with
+    # fewer unjudged pairs than the batch.
+    n = 24
     rng = np.random.default_rng(seed)
     d = 4
     z = jnp.asarray(rng.normal(size=(n, d)).astype(np.float32))

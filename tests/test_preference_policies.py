@@ -301,6 +301,7 @@ PREFERENCE_POLICIES = ["random_pairs", "pair_uncertainty", "pair_bald", "apo", "
                        "dope", "double_ts", "bal_pm", "gated"]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_prompts=st.sampled_from([4, 7]), k=st.sampled_from([2, 4]),
        judged=st.floats(0.0, 1.0), batch=st.sampled_from([3, 12]), policy=st.sampled_from(PREFERENCE_POLICIES))

@@ -30,6 +30,15 @@ prompt. Initial ``k``-NN distances to the prompts of judged pairs come from
 one pass over the prompts in row chunks (``O(P^2 d_q)`` time, ``O(chunk P)``
 memory). While fewer than ``k`` prompts are acquired, the missing neighbours
 count at the distance ``2 max_p ||q_p||`` (no two prompts are farther apart).
+
+Differences from the paper, stated: Melo et al. take the epistemic term from
+an ensemble of adapters on the LLM and estimate the entropy with a KSG-style
+``k``-NN estimator over the acquired *and* pool prompts, and their batch is
+drawn stochastically; here the epistemic term is the closed-form BALD of the
+Laplace posterior of the linear reward model, the entropy gain is the
+Kozachenko-Leonenko term above, and the batch is greedy (deterministic given
+the posterior). ``beta`` trades the two terms (nats against log-distance);
+``beta = 0`` is BALD's top-``B``.
 """
 
 from __future__ import annotations

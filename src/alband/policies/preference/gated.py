@@ -1,6 +1,6 @@
 r"""Gated querying (ADPO, Ji et al. 2024): ask the judge only when the model is unsure.
 
-Ji, Wu, Zhu, Wang and Gu (2024, "Reinforcement learning from human feedback
+Ji, He and Gu (2024, "Reinforcement learning from human feedback
 with active queries", arXiv 2402.09401; ADPO) query a preference only when the
 model's confidence is low: with the reward margin ``m_i = theta_hat' z_i``,
 

@@ -15,7 +15,7 @@ from alband.design import wolfe_atwood_design
 from alband.models.bradley_terry import BradleyTerry, GaussianPosterior
 from alband.policies import make_policy
 from alband.policies.preference import make_pair_aux, pair_differences
-from alband.policies.preference.apo import apo_batch, greedy_rank_one_batch
+from alband.policies.preference.apo import apo_batch, greedy_rank_one_batch, lazy_greedy_rank_one_batch
 from alband.policies.preference.bal_pm import bal_pm_batch, knn_distances
 from alband.policies.preference.d_design import fisher_d_design_batch, prior_precision
 from alband.policies.preference.dope import list_design, list_information, list_traces
@@ -108,8 +108,13 @@ def test_greedy_rank_one_batch_equals_reinversion_reference(criterion):
     post = _posterior(rng, 6)
     w = rng.uniform(0.05, 0.25, size=300).astype(np.float32)
     avail = rng.random(300) > 0.2
+    ref = _numpy_greedy(z, np.asarray(post.precision), w, avail, 12, criterion)
     got = greedy_rank_one_batch(jnp.asarray(z), post.precision, jnp.asarray(w), jnp.asarray(avail), 12, criterion)
-    assert np.asarray(got).tolist() == _numpy_greedy(z, np.asarray(post.precision), w, avail, 12, criterion)
+    assert np.asarray(got).tolist() == ref
+    for c in (1, 4, 32):  # lazy evaluation: the same picks whatever the number of re-scored candidates
+        lazy = lazy_greedy_rank_one_batch(jnp.asarray(z), post.precision, jnp.asarray(w), jnp.asarray(avail), 12,
+                                          criterion, c)
+        assert np.asarray(lazy).tolist() == ref
 
 
 def test_d_design_through_the_engine_equals_the_greedy_on_the_laplace_precision():
@@ -298,7 +303,8 @@ def _candidates_world(seed, n_prompts, k, d):
 
 
 PREFERENCE_POLICIES = ["random_pairs", "pair_uncertainty", "pair_bald", "apo", "pair_d_design", "pair_g_design",
-                       "dope", "double_ts", "bal_pm", "gated"]
+                       "dope", "double_ts", "bal_pm", "gated", ("pair_d_design", {"lazy": False}),
+                       ("pair_bald", {"method": "samples"})]
 
 
 @pytest.mark.slow
@@ -317,7 +323,8 @@ def test_every_batch_is_distinct_and_never_a_judged_pair(seed, n_prompts, k, jud
     ctx = PairRoundContext(z, jnp.asarray(queried), learner.predict_proba(params, z), params,
                            jnp.full((n,), 0.01), jnp.int32(1),
                            learner.posterior(params, z, y, jnp.asarray(queried, jnp.float32)), aux)
-    pol = make_policy(policy)
+    policy, options = policy if isinstance(policy, tuple) else (policy, {})
+    pol = make_policy(policy, **options)
     if policy == "pair_g_design" and n < d:
         return
     batch = min(batch, n)
@@ -351,6 +358,8 @@ def test_pure_batch_rules_are_distinct_and_skip_judged_pairs(seed, judged, batch
     p_first = jax.nn.sigmoid(z @ post.mean)
     _check_batch(apo_batch(z, post.precision, p_first, jnp.asarray(queried), batch), queried, batch)
     _check_batch(fisher_d_design_batch(z, p_first, jnp.asarray(queried), batch, 1.0), queried, batch)
+    _check_batch(lazy_greedy_rank_one_batch(z, post.precision, p_first * (1 - p_first), jnp.asarray(~queried), batch,
+                                            "d", 4), queried, batch)
     prompt = jnp.asarray(rng.integers(0, 5, size=n), jnp.int32)
     _check_batch(bal_pm_batch(bald_scores_probit(z, post), prompt, jnp.asarray(rng.normal(size=(5, 2)), jnp.float32),
                               jnp.asarray(queried), batch), queried, batch)

@@ -12,10 +12,16 @@ deviation 2 (neither all coin flips nor all certain).
   ``ratio = policy / roof <= 1.5``. ``numpy_seconds``: the same batch in numpy
   (``np.abs(Z @ theta)``, ``np.argpartition``) on the same matrix.
 * ``design``: the Fisher-weighted Bayesian D-optimal batch of ``batch`` pairs
-  among ``n_design`` (default 1e5) with 1% of them judged
-  (:func:`alband.policies.preference.d_design.fisher_d_design_batch`: one
-  ``O(n d^2)`` pass, then ``batch`` Sherman-Morrison steps of ``O(n d)``);
-  APO's batch (same cost) beside it; target under 0.5 s.
+  among ``n_design`` (default 1e5) with 1% of them judged, as the
+  ``pair_d_design`` policy computes it (lazy greedy on the Laplace precision,
+  :func:`alband.policies.preference.apo.lazy_greedy_rank_one_batch`: one
+  ``O(n d^2)`` GEMM pass, then per pick a ``top_k`` and a few re-scored
+  candidates); ``engine_eager_seconds`` the design engine's eager greedy on the
+  weighted rows (:func:`alband.policies.preference.d_design.fisher_d_design_batch`:
+  an ``O(n d)`` pool pass per pick) and ``same_as_engine`` whether both chose
+  the same pairs in the same order; APO's batch beside them; target under 0.5 s.
+  ``score_pass_seconds``: the one ``z_i' M z_i`` pass over the pool (the
+  ``(n, d) x (d, d)`` GEMM every exact design needs first), the floor here.
   ``numpy_seconds``: the same greedy rank-1 batch in numpy float32, and
   ``same_batch`` whether it chose the same pairs.
 * ``double_ts``: decisions (champion and challenger) for ``n_prompts``
@@ -115,7 +121,7 @@ def bench_design(n: int = 100_000, d: int = 384, batch: int = 100, repeats: int 
     import jax
     import jax.numpy as jnp
 
-    from alband.policies.preference.apo import apo_batch
+    from alband.policies.preference.apo import apo_batch, lazy_greedy_rank_one_batch
     from alband.policies.preference.d_design import fisher_d_design_batch
 
     z_np, theta_np = _pool(n, d, seed)
@@ -128,20 +134,29 @@ def bench_design(n: int = 100_000, d: int = 384, batch: int = 100, repeats: int 
     V_np = (l2 * np.eye(d) + (zq * w_np[queried_np, None]).T @ zq).astype(np.float32)
 
     z, p, q, V = jax.device_put(z_np), jnp.asarray(p_np), jnp.asarray(queried_np), jnp.asarray(V_np)
-    d_design = jax.jit(lambda z, p, q: fisher_d_design_batch(z, p, q, batch, l2))
+    w = jnp.asarray(w_np)
+    d_design = jax.jit(lambda z, V, w, q: lazy_greedy_rank_one_batch(z, V, w, ~q, batch, "d"))
+    engine = jax.jit(lambda z, p, q: fisher_d_design_batch(z, p, q, batch, l2))
     apo = jax.jit(lambda z, V, p, q: apo_batch(z, V, p, q, batch))
+    from alband.design._linalg import leverages
+
+    score_pass = jax.jit(lambda z, M: leverages(z, M))
 
     def numpy_batch():
         V_inv = np.linalg.inv(V_np).astype(np.float32)
         return _numpy_greedy(z_np, V_inv, w_np, ~queried_np, batch, "d")
 
-    t = _timed_alternating({"d_design": lambda: d_design(z, p, q), "apo": lambda: apo(z, V, p, q),
-                            "numpy": numpy_batch}, repeats)
-    ours = np.asarray(d_design(z, p, q))
+    t = _timed_alternating({"d_design": lambda: d_design(z, V, w, q), "engine": lambda: engine(z, p, q),
+                            "apo": lambda: apo(z, V, p, q), "numpy": numpy_batch,
+                            "score_pass": lambda: score_pass(z, V)}, repeats)
+    ours = np.asarray(d_design(z, V, w, q))
     ref = numpy_batch()
     return {
         "n": n, "d": d, "batch": batch, "judged": int(queried_np.sum()),
         "d_design_seconds": t["d_design"]["seconds"], "d_design_first_seconds": t["d_design"]["first"],
+        "score_pass_seconds": t["score_pass"]["seconds"],
+        "engine_eager_seconds": t["engine"]["seconds"],
+        "same_as_engine": np.asarray(engine(z, p, q)).tolist() == ours.tolist(),
         "apo_seconds": t["apo"]["seconds"],
         "target_seconds": TARGET_DESIGN_SECONDS,
         "numpy_seconds": t["numpy"]["seconds"],
@@ -170,10 +185,8 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
     L_np = np.linalg.cholesky(V_np)
 
     def numpy_decisions():
-        import scipy.linalg
-
-        shifts = scipy.linalg.solve_triangular(L_np.T, e_np.reshape(-1, d).T, lower=False).T
-        thetas = mean_np + shifts.reshape(2, n_prompts, d)
+        L_t_inv = np.linalg.inv(L_np.T)
+        thetas = mean_np + (e_np.reshape(-1, d) @ L_t_inv.T).reshape(2, n_prompts, d)
         r1 = np.einsum("pkd,pd->pk", x_np, thetas[0])
         r2 = np.einsum("pkd,pd->pk", x_np, thetas[1])
         champion = np.argmax(r1, axis=1)

@@ -17,11 +17,12 @@ over the valid candidates ``x_1..x_K`` of the prompt. Excluding the champion
 from the second argmax is the rule of Dwaracherla et al. when both draws agree
 (a response is never compared with itself). The draws are
 ``theta = theta_hat + L'^{-1} e`` with ``V = L L'`` and
-``e ~ N(0, I)`` from ``jax.random.normal(key, (2, P, d))`` -- one pair of
+``e ~ N(0, I)`` from ``jax.random.normal(key, (2, P, d))`` (``L'^{-1}`` formed
+once, then one ``(2P, d) x (d, d)`` product) -- one pair of
 draws per prompt, so prompts are independent and the decisions of a prompt do
 not depend on the others (the test replays the same ``e`` in float64 numpy and
-gets the same decisions). Cost: two triangular solves of ``(d, P)`` and a
-``(P, K, d)`` contraction.
+gets the same decisions). Cost: ``O(d^3 + P d^2)`` for the draws and two
+``(P, K, d)`` contractions.
 
 The policy on a pair pool with prompt groups: every prompt's (champion,
 challenger) pair is looked up in ``aux.pair_of``; unjudged decided pairs come
@@ -47,8 +48,9 @@ def posterior_draw_pairs(key: Array, posterior: GaussianPosterior, n_prompts: in
     d = posterior.mean.shape[0]
     e = jax.random.normal(key, (2, n_prompts, d), posterior.mean.dtype)
     L = jnp.linalg.cholesky(posterior.precision)
-    shifts = jax.scipy.linalg.solve_triangular(L.T, e.reshape(-1, d).T, lower=False).T
-    return posterior.mean + shifts.reshape(2, n_prompts, d)
+    # L'^{-1} once (O(d^3)), then one GEMM for all draws: faster on CPU than a triangular solve of 2P columns.
+    L_t_inv = jax.scipy.linalg.solve_triangular(L.T, jnp.eye(d, dtype=L.dtype), lower=False)
+    return posterior.mean + (e.reshape(-1, d) @ L_t_inv.T).reshape(2, n_prompts, d)
 
 
 @jax.jit

@@ -27,8 +27,11 @@ deviation 2 (neither all coin flips nor all certain).
 * ``double_ts``: decisions (champion and challenger) for ``n_prompts``
   prompts of ``K = 16`` candidates at ``d``: two posterior draws per prompt
   and two argmaxes (:func:`alband.policies.preference.double_ts.double_ts_decisions`);
-  ``decisions_per_second = n_prompts / seconds``; ``numpy_*`` the same math in
-  vectorised numpy with the same normal draws, and ``same_decisions``.
+  ``decisions_per_second = n_prompts / seconds`` (the normal draws included,
+  JAX's counter-based generator); ``numpy_*`` the same math in vectorised numpy
+  with numpy's generator; ``*_from_noise_seconds`` both given the same normal
+  draws (the decisions alone), and ``same_decisions_share`` whether both
+  decide alike on the same draws.
 
 Timings are medians of ``repeats`` calls after a warm-up call (compilation),
 the JAX and numpy versions called in alternation so that the load of a shared
@@ -171,7 +174,7 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
     import jax.numpy as jnp
 
     from alband.models.bradley_terry import GaussianPosterior
-    from alband.policies.preference.double_ts import double_ts_decisions
+    from alband.policies.preference.double_ts import double_ts_decisions, double_ts_decisions_from_noise
 
     rng = np.random.default_rng(seed)
     x_np = (rng.standard_normal((n_prompts, k, d), dtype=np.float32) / np.float32(np.sqrt(d)))
@@ -184,7 +187,9 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
     e_np = np.asarray(jax.random.normal(key, (2, n_prompts, d), jnp.float32))
     L_np = np.linalg.cholesky(V_np)
 
-    def numpy_decisions():
+    e = jnp.asarray(e_np)
+
+    def numpy_decisions(e_np=e_np):
         L_t_inv = np.linalg.inv(L_np.T)
         thetas = mean_np + (e_np.reshape(-1, d) @ L_t_inv.T).reshape(2, n_prompts, d)
         r1 = np.einsum("pkd,pd->pk", x_np, thetas[0])
@@ -193,15 +198,22 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
         r2[np.arange(n_prompts), champion] = -np.inf
         return np.stack([champion, np.argmax(r2, axis=1)], axis=1)
 
-    t = _timed_alternating({"ours": lambda: double_ts_decisions(key, x, valid, posterior),
-                            "numpy": numpy_decisions}, repeats)
+    numpy_rng = np.random.default_rng(seed)
+    t = _timed_alternating({
+        "ours": lambda: double_ts_decisions(key, x, valid, posterior),
+        "ours_from_noise": lambda: double_ts_decisions_from_noise(e, x, valid, posterior),
+        "numpy_from_noise": numpy_decisions,
+        "numpy": lambda: numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32)),
+    }, repeats)
     ours = np.asarray(double_ts_decisions(key, x, valid, posterior))
     return {
         "n_prompts": n_prompts, "k": k, "d": d,
         "seconds": t["ours"]["seconds"], "first_seconds": t["ours"]["first"],
         "decisions_per_second": n_prompts / t["ours"]["seconds"],
+        "from_noise_seconds": t["ours_from_noise"]["seconds"],
         "numpy_seconds": t["numpy"]["seconds"],
         "numpy_decisions_per_second": n_prompts / t["numpy"]["seconds"],
+        "numpy_from_noise_seconds": t["numpy_from_noise"]["seconds"],
         "same_decisions_share": float(np.mean((ours == numpy_decisions()).all(axis=1))),
     }
 

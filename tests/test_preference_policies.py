@@ -18,7 +18,7 @@ from alband.policies.preference import make_pair_aux, pair_differences
 from alband.policies.preference.apo import apo_batch, greedy_rank_one_batch, lazy_greedy_rank_one_batch
 from alband.policies.preference.bal_pm import bal_pm_batch, knn_distances
 from alband.policies.preference.d_design import fisher_d_design_batch, prior_precision
-from alband.policies.preference.dope import list_design, list_information, list_traces
+from alband.policies.preference.dope import list_design, list_information
 from alband.policies.preference.double_ts import double_ts_decisions
 from alband.policies.preference.g_design import fisher_g_design, fisher_g_design_batch
 from alband.policies.preference.gated import dollars_saved, gate, gated_batch, GatedState

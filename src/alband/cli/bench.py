@@ -84,8 +84,14 @@ def _bench_embed(argv: list[str]) -> int:
     return bench_embed_main(argv)
 
 
+def _bench_preference(argv: list[str]) -> int:
+    from alband.benchmarks.preference import preference_main
+
+    return preference_main(argv)
+
+
 _BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "embed": _bench_embed,
-            "simulate": _bench_simulate}
+            "preference": _bench_preference, "simulate": _bench_simulate}
 
 
 def register(sub) -> None:

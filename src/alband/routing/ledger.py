@@ -20,6 +20,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.costs.sums import add_compensated
+
 Array = jax.Array
 
 SAFETY_MARGIN = 1e-6  # relative, see module docstring
@@ -34,19 +36,9 @@ def empty_ledger() -> Ledger:
     return Ledger(jnp.float32(0.0), jnp.float32(0.0))
 
 
-def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    return s, err
-
-
 def charge(ledger: Ledger, amount_usd: Array) -> Ledger:
-    """The ledger after paying ``amount_usd`` (>= 0)."""
-    s, err = _two_sum(ledger.hi, jnp.asarray(amount_usd, jnp.float32))
-    lo = ledger.lo + err
-    hi, lo = _two_sum(s, lo)
-    return Ledger(hi, lo)
+    """The ledger after paying ``amount_usd`` (>= 0): :func:`alband.costs.sums.add_compensated`."""
+    return Ledger(*add_compensated(ledger.hi, ledger.lo, jnp.asarray(amount_usd, jnp.float32)))
 
 
 def spendable(ledger: Ledger, budget_usd: Array) -> Array:

@@ -6,7 +6,7 @@ drivers differ only in how they *buy*:
 
 * :func:`alband.simulate.simulate` (a ``lax.scan``) buys from simulated
   annotators inside the scan;
-* the live loop (:func:`alband.live.loop.live_rounds`) buys from real
+* the live loop (:func:`alband.loop.live_rounds`) buys from real
   annotators through the ledger protocol.
 
 A round ``r >= 1`` is::

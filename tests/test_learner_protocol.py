@@ -48,6 +48,7 @@ def test_softmax_posterior_is_the_weighted_block_laplace_of_the_training_rows():
     probs = learner.predict_proba(params, x)
     reference = pool_precision_blocks(x, probs, jnp.arange(60) < 40, 2.0)
     np.testing.assert_allclose(diagonal_blocks(post.precision, 3), reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(post.blocks, diagonal_blocks(post.precision, 3))
     # Off-diagonal class blocks are zero (the block approximation).
     grid = np.asarray(post.precision).reshape(3, 5, 3, 5)
     assert np.all(grid[0, :, 1, :] == 0)

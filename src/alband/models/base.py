@@ -51,6 +51,9 @@ class GaussianPosterior(NamedTuple):
 
     mean: Array  # (p,)
     precision: Array  # (p, p), symmetric positive definite
+    # (k, p/k, p/k) the diagonal blocks when ``precision`` is block diagonal (else None): a
+    # policy that reads only these leaves the (p, p) matrix to dead-code elimination under jit
+    blocks: Array | None = None
 
     def sample(self, key: Array, n_samples: int) -> Array:
         """``n_samples`` draws ``mean + L^{-T} z`` with ``precision = L L'`` (Cholesky), ``z ~ N(0, I)``: (S, p)."""

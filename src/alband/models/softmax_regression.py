@@ -245,7 +245,7 @@ def diagonal_blocks(precision: Array, n_blocks: int) -> Array:
 def laplace_posterior(params: SoftmaxParams, x: Array, weight: Array, c: float) -> GaussianPosterior:
     """``N(vec(W*), blockdiag(H_1..H_C)^{-1})`` over ``W`` class by class (module docstring)."""
     blocks = laplace_precision_blocks(params, x, weight, c)
-    return GaussianPosterior(jnp.transpose(params.w).reshape(-1).astype(jnp.float32), block_diagonal(blocks))
+    return GaussianPosterior(jnp.transpose(params.w).reshape(-1).astype(jnp.float32), block_diagonal(blocks), blocks)
 
 
 @register_learner("softmax_regression")

@@ -152,7 +152,9 @@ def bald_scores(
             SoftmaxParams(w, b), ctx.x, ctx.probs, ctx.queried, key, n_samples, prior_c=prior_c, hessian=hessian
         )
     else:
-        blocks = diagonal_blocks(ctx.posterior.precision, w.shape[1])  # (C, d, d)
+        blocks = ctx.posterior.blocks  # (C, d, d)
+        if blocks is None:
+            blocks = diagonal_blocks(ctx.posterior.precision, w.shape[1])
         precision = jnp.diagonal(blocks, axis1=1, axis2=2).T if hessian == "diag" else blocks
         samples = weight_samples(w, precision, key, n_samples)
     return mutual_information(sample_probabilities(ctx.x, samples, b.astype(jnp.float32)))

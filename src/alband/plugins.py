@@ -119,6 +119,17 @@ def _registered_name(target: Any, spelled: str, group: PluginGroup) -> str:
                       f"(decorate it with the registry's register function, e.g. @register_policy(\"name\"))")
 
 
+def load_entry_points(group: PluginGroup) -> list[str]:
+    """Import every entry point of ``group`` (so its components register); one line per one that fails."""
+    failures = []
+    for ep in importlib.metadata.entry_points(group=group.entry_point_group):
+        try:
+            _registered_name(ep.load(), ep.name, group)
+        except Exception as err:  # noqa: BLE001 - a broken plug-in must not hide the others
+            failures.append(f"{group.noun} '{ep.name}' ({ep.value}): {type(err).__name__}: {err}")
+    return failures
+
+
 @dataclass(frozen=True)
 class Listing:
     """One registered component as ``alband policies`` / ``alband routers`` print it."""
@@ -129,19 +140,31 @@ class Listing:
     origin: str  # "built-in" or the factory's module
 
 
-def describe(factory: Callable[..., Any], name: str, kinds: Mapping[str, Any] | None = None) -> Listing:
-    """``factory``'s keyword hyper-parameters with their defaults and its docstring's first line."""
+def describe(name: str, factory: Callable[..., Any], declared: Mapping[str, Any] | None = None,
+             defaults_from: Callable[..., Any] | None = None) -> Listing:
+    """``factory``'s hyper-parameters with their defaults and its docstring's first line.
+
+    ``declared``: parameter names a ``**kwargs`` factory forwards (a router's
+    registered kinds); their defaults come from ``defaults_from``'s signature.
+    """
     parameters: dict[str, str] = {}
-    for p in inspect.signature(factory).parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        parameters[p.name] = "required" if p.default is p.empty else repr(p.default)
-    for key in kinds or {}:  # declared kinds a **kwargs factory forwards (e.g. the audit parameters)
-        parameters.setdefault(key, "default")
-    doc = inspect.getdoc(factory) or ""
+    fallback = _defaults(defaults_from) if defaults_from is not None else {}
+    for key, default in _defaults(factory).items():
+        parameters[key] = default
+    for key in declared or {}:
+        parameters.setdefault(key, fallback.get(key, "default"))
+    if declared is not None:
+        parameters = {k: v for k, v in parameters.items() if k in declared}
     module = getattr(factory, "__module__", "") or ""
+    doc = inspect.getdoc(factory) or inspect.getdoc(sys.modules.get(module)) or ""
     origin = "built-in" if module.startswith("alband.") else module
     return Listing(name, parameters, doc.strip().split("\n")[0], origin)
 
 
-__all__ = ["GROUPS", "POLICIES", "ROUTERS", "Listing", "PluginGroup", "describe", "resolve_plugin"]
+def _defaults(function: Callable[..., Any]) -> dict[str, str]:
+    return {p.name: "required" if p.default is p.empty else repr(p.default)
+            for p in inspect.signature(function).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+__all__ = ["GROUPS", "POLICIES", "ROUTERS", "Listing", "PluginGroup", "describe", "load_entry_points", "resolve_plugin"]

@@ -78,16 +78,19 @@ def _bench_simulate(argv: list[str]) -> int:
     return bench_simulate_main(argv)
 
 
-_BENCHES = {"acquisition": _bench_acquisition, "design": _bench_design, "simulate": _bench_simulate}
+_BENCHES = {
+    "acquisition": (_bench_acquisition, "pool scoring vs the read roof, LinUCB widths, diversity batches"),
+    "design": (_bench_design, "Frank-Wolfe D/G-optimal design vs cvxpy"),
+    "simulate": (_bench_simulate, "the jitted simulator vs the live loop (and modAL when installed)"),
+}
 
 
 def register(sub) -> None:
     """Add ``bench`` to the ``alband`` parser."""
-    bench = sub.add_parser("bench", help="benchmarks that print JSON with the figures and the machine",
-                           add_help=False)
-    bench.add_argument("which", choices=sorted(_BENCHES), help="which benchmark")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=lambda a: _BENCHES[a.which](a.rest))
+    from alband.cli.dispatch import register_actions
+
+    register_actions(sub, "bench", "benchmarks that print their figures and the machine (JSON with --json)",
+                     _BENCHES)
 
 
 __all__ = ["register"]

@@ -4,7 +4,7 @@ Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
 
     replay --data WIDE.csv --items ITEMS.csv --budget USD [--seeds N] [--json]
            [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
-           [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
+           [--out REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
            [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
            [--apgr-points M] [--frontier-points F] [--keep-contaminated]
 
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human-price", type=float, help="add a 'human' arm (the gold label) at this $/label")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     p.add_argument("--plot", help="write the accuracy-vs-cost frontier PNG here")
-    p.add_argument("--output", help="also write the JSON report to this file")
+    p.add_argument("--out", "--output", dest="output", metavar="REPORT.json",
+                   help="also write the JSON report to this file (--output: the former spelling)")
     p.add_argument("--auditor", help="arm taken as truth for audits (default: human if present, else strongest)")
     p.add_argument("--audit-rate", type=float, default=0.1)
     p.add_argument("--audit-share", type=float, default=0.2)
@@ -74,7 +75,7 @@ def _validate(args) -> None:
         if value is not None and not Path(value).is_file():
             raise AlbandError(f"route replay: {option} {value}: "
                               + ("is a folder, not a file" if Path(value).is_dir() else "file not found"))
-    for option, value in (("--plot", args.plot), ("--output", args.output)):
+    for option, value in (("--plot", args.plot), ("--out", args.output)):
         if value is not None and not Path(value).parent.is_dir():
             raise AlbandError(f"route replay: {option} {value}: folder {Path(value).parent} does not exist")
     if args.seeds < 1:

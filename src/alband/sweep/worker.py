@@ -78,7 +78,8 @@ def simulate_cell(cell: Cell) -> dict[str, Any]:
 
     config = parse_config(cell.config_text, source=cell.source, base_dir=Path(cell.base_dir))
     return simulate_config(config, seeds=cell.seed_count, cost_per_error=float(cell.simulate["cost_per_error"]),
-                           n_future=float(cell.simulate["n_future"]), vmap_width=int(cell.simulate["vmap_width"]))
+                           n_future=float(cell.simulate["n_future"]), vmap_width=int(cell.simulate["vmap_width"]),
+                           progress=False)  # the sweep draws its own bar over cells
 
 
 def versions() -> dict[str, str]:

@@ -6,7 +6,7 @@ Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
            [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
            [--out REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
            [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
-           [--apgr-points M] [--frontier-points F] [--keep-contaminated]
+           [--apgr-points M] [--frontier-points F] [--keep-contaminated] [--quiet]
 
 Without ``--json`` a short table is printed instead of the JSON. Bad input
 raises :class:`alband.errors.AlbandError` (the caller prints it and exits 2).
@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from alband.errors import AlbandError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra log-spaced budgets for the frontier and the cost to 95%% (default 10)")
     p.add_argument("--routers", help="comma-separated registered router names (alband.routing.registry; "
                                      "default: random,cascade,contextual_ts,bts,ucb_bv,oracle)")
+    p.add_argument("--quiet", action="store_true", help="no 'compiling ...' line and no progress bar")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
     return p
@@ -101,6 +103,7 @@ def run_from_args(args) -> dict:
     from alband.replay.data import load_embeddings, load_outcome_matrix
     from alband.replay.features import item_features
     from alband.replay.report import build_report
+    from alband.plugins import ROUTERS, resolve_plugin
     from alband.replay.runner import LEARNED_ROUTERS, ReplaySettings, run_replay
 
     _validate(args)
@@ -109,12 +112,14 @@ def run_from_args(args) -> dict:
     emb = load_embeddings(args.embeddings, args.ids, matrix.item_ids) if args.embeddings else None
     features, how = item_features(matrix.texts, matrix.tasks, emb, dim=args.feature_dim)
     routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
+    routers = tuple(resolve_plugin(r, ROUTERS) for r in routers)  # a plug-in router is imported here
     settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
                               audit_share=args.audit_share, panel_share=args.panel_share,
                               cascade_target=args.cascade_target,
                               apgr_points=args.apgr_points, frontier_points=args.frontier_points,
                               routers=routers)
-    result = run_replay(matrix, features, args.budget, settings, feature_description=how)
+    with _progress_bar(len(matrix.arms) + len(routers), quiet=getattr(args, "quiet", True)) as step:
+        result = run_replay(matrix, features, args.budget, settings, feature_description=how, progress=step)
     report = build_report(result)
     if args.plot:
         from alband.replay.plot import plot_frontier
@@ -125,6 +130,22 @@ def run_from_args(args) -> dict:
         out = Path(args.output)
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+@contextmanager
+def _progress_bar(total: int, *, quiet: bool):
+    """A "compiling and replaying ..." line, then a bar advanced once per router (each compiles its own program)."""
+    from tqdm.auto import tqdm
+
+    if not quiet:
+        print(f"route replay: compiling and replaying {total} routers (each compiles once) ...", file=sys.stderr,
+              flush=True)
+    with tqdm(total=total, unit="router", desc="route replay", disable=quiet, file=sys.stderr, leave=False) as bar:
+        def step(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(1)
+
+        yield step
 
 
 def format_table(report: dict) -> str:

@@ -43,14 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "--output", dest="output", metavar="REPORT.json",
                    help="also write the JSON report to this file (--output: the former spelling)")
     p.add_argument("--auditor", help="arm taken as truth for audits (default: human if present, else strongest)")
-    p.add_argument("--audit-rate", type=float, default=0.1)
-    p.add_argument("--audit-share", type=float, default=0.2)
+    p.add_argument("--audit-rate", type=float, default=0.1,
+                   help="largest audit probability per item of the learning routers (default 0.1)")
+    p.add_argument("--audit-share", type=float, default=0.2,
+                   help="largest expected share of the per-item pace spent on audits (default 0.2)")
     p.add_argument("--cascade-target", type=float, default=None,
                    help="accuracy required of answers the cascade accepts (default: 0.95 x the strongest "
                         "model's accuracy with a human auditor, 0.95 agreement with a model auditor)")
     p.add_argument("--panel-share", type=float, default=0.1,
                    help="arms quoted at most this share of the auditor's price join each audit (default 0.1)")
-    p.add_argument("--feature-dim", type=int, default=32)
+    p.add_argument("--feature-dim", type=int, default=32,
+                   help="dimension of the contextual routers' item features (default 32)")
     p.add_argument("--apgr-points", type=int, default=11,
                    help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
     p.add_argument("--frontier-points", type=int, default=10,

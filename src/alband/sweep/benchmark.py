@@ -152,9 +152,9 @@ def bench_main(argv: list[str]) -> int:
                                                                     "(default ../shared/data)")
     p.add_argument("--policy", action="append", help="policy (repeatable; default random margin)")
     p.add_argument("--dataset", action="append", help="dataset folder name (repeatable; default ag_news trec subj)")
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=20, help="episodes per cell (default 20, as simulate)")
+    p.add_argument("--rounds", type=int, default=10, help="query rounds per episode (default 10)")
+    p.add_argument("--batch-size", type=int, default=10, help="labels bought per round (default 10)")
     p.add_argument("--max-train", type=int, default=2000, help="pool size per dataset (default 2000)")
     p.add_argument("--backend", action="append", choices=["local", "local_jobs_2", "ray"],
                    help="repeatable; default local, local_jobs_2 and ray (ray when installed)")

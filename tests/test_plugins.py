@@ -174,6 +174,7 @@ def test_a_module_path_plugin_runs_under_run_and_simulate(tmp_path):
     assert simulated.returncode == 0, simulated.stderr
     result = json.loads(simulated.stdout)
     assert result["routing"]["router"] == "coin" and len(result["seeds"]) == 2
+    assert result["compile_seconds"] > 0 and result["simulate_seconds"] > 0
 
 
 @pytest.mark.slow

@@ -202,3 +202,18 @@ def test_a_bad_plugin_path_is_one_line_exit_2_and_no_run_directory(tmp_path):
     assert run.returncode == 2
     assert run.stderr.count("\n") == 1 and "cannot import module 'mypolicies_missing'" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_listings_show_hyper_parameters_defaults_and_a_line_of_doc(capsys):
+    from alband.cli.main import main
+
+    assert main(["routers", "--json"]) == 0
+    routers = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert routers["cascade"]["parameters"]["target"] == "0.95"
+    assert routers["cascade"]["parameters"]["audit_rate"] == "0.1"  # forwarded to the audit settings
+    assert routers["cascade"]["parameters"]["chain"] == "every annotator, in order"
+    assert routers["oracle"]["summary"].endswith("[evaluation only]")
+    assert main(["policies", "--json"]) == 0
+    policies = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert policies["bald"]["parameters"] == {"n_samples": "20", "prior_c": "1.0", "hessian": "'block'"}
+    assert all(row["summary"] for row in policies.values())  # every policy has a line of documentation

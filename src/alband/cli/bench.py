@@ -38,6 +38,11 @@ def _bench_design(argv: list[str]) -> int:
     sizes = [(n, d) for n in (args.n or [1000, 5000, 20000]) for d in (args.d or [16, 64])]
     if any(n < 2 or d < 1 for n, d in sizes) or args.repeats < 1:
         raise AlbandError("bench design: --n must be >= 2, --d >= 1 and --repeats >= 1")
+    if any(n < d for n, d in sizes):
+        raise AlbandError("bench design: every --n must be at least every --d (a nonsingular design)")
+    if args.cvxpy_timeout is not None and not args.cvxpy_timeout > 0:  # checked before any progress line
+        raise AlbandError(f"bench design: --cvxpy-timeout: cvxpy_timeout_seconds must be a number > 0, "
+                          f"got {args.cvxpy_timeout!r}")
     results = []
     with stage_bar("bench design", len(sizes), quiet=args.quiet, unit="size") as step:
         for n, d in sizes:

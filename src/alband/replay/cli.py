@@ -110,12 +110,17 @@ def run_from_args(args) -> dict:
     from alband.replay.runner import LEARNED_ROUTERS, ReplaySettings, run_replay
 
     _validate(args)
+    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
+    try:
+        routers = tuple(resolve_plugin(r, ROUTERS) for r in routers)  # a plug-in router is imported here
+    except AlbandError as err:
+        raise AlbandError(f"route replay: --routers: {err}") from None
+    if "fixed" in routers:  # before loading, and before any progress line
+        raise AlbandError("router 'fixed' is replayed for every arm already (fixed:<arm>); leave it out of --routers")
     matrix = load_outcome_matrix(args.data, args.items, human_price_usd=args.human_price,
                                  drop_contaminated=not args.keep_contaminated)
     emb = load_embeddings(args.embeddings, args.ids, matrix.item_ids) if args.embeddings else None
     features, how = item_features(matrix.texts, matrix.tasks, emb, dim=args.feature_dim)
-    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
-    routers = tuple(resolve_plugin(r, ROUTERS) for r in routers)  # a plug-in router is imported here
     settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
                               audit_share=args.audit_share, panel_share=args.panel_share,
                               cascade_target=args.cascade_target,

@@ -109,6 +109,23 @@ def _cli(cwd: Path, *args: str, pythonpath: list[Path] = ()) -> subprocess.Compl
 # -- in process -----------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _registries_restored(monkeypatch):
+    """Plug-ins registered by a test leave the registries as they were (other tests list the names)."""
+    import alband.policies.registry as policies
+    import alband.routing.registry as routers
+
+    monkeypatch.setattr(policies, "_FACTORIES", dict(policies._FACTORIES))
+    monkeypatch.setattr(policies, "_BUILT", dict(policies._BUILT))
+    monkeypatch.setattr(routers, "_ENTRIES", dict(routers._ENTRIES))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # a config's folder joins it for its plug-in
+    for module in ("plug_again", "plug_bad_hp"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    yield
+    for module in ("plug_again", "plug_bad_hp"):
+        sys.modules.pop(module, None)
+
+
 def test_a_module_path_resolves_to_the_registered_name_and_registering_again_is_not_an_error(tmp_path,
                                                                                               monkeypatch):
     _module_plugin(tmp_path, "plug_again", "again_entropy", "again_coin")

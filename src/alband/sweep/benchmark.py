@@ -89,7 +89,7 @@ def direct_main(spec_path: str) -> None:
         t0 = time.perf_counter()
         result = simulate_cell(cell)
         calls.append({"cell": cell.name, "seconds": time.perf_counter() - t0,
-                      "simulate_seconds": result["simulate_seconds"]})
+                      "compile_seconds": result["compile_seconds"], "simulate_seconds": result["simulate_seconds"]})
     print(json.dumps(calls))
 
 
@@ -135,6 +135,7 @@ def bench_sweep(data_root: Path, *, policies: list[str], datasets: list[str], se
                 "wall_seconds": seconds,
                 "overhead_seconds_per_cell": (seconds - direct_seconds) / cells,
                 "cell_seconds_total": sum(r["timings"]["cell_seconds"] for r in rows),
+                "compile_seconds_total": sum(r["timings"]["compile_seconds"] for r in rows),
                 "simulate_seconds_total": sum(r["timings"]["simulate_seconds"] for r in rows),
             }
     result["load_average"] = list(os.getloadavg())

@@ -58,6 +58,7 @@ def run_cell(cell: Cell, backend: str = "local") -> dict[str, Any]:
             "cost_model": result["cost_model"],
         }
     row["timings"] = {
+        "compile_seconds": None if result is None else result["compile_seconds"],
         "simulate_seconds": None if result is None else result["simulate_seconds"],
         "cell_seconds": time.perf_counter() - t0,
         "started_at": _iso(started),

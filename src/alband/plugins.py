@@ -44,12 +44,14 @@ class PluginGroup:
     """An entry-point group and the registry its components register into.
 
     ``registry`` is ``"module:function"``: the function returns the registry
-    as ``{registered name: factory}``.
+    as ``{registered name: factory}``; ``decorator`` names the registering
+    decorator (for the message when a plug-in forgot it).
     """
 
     entry_point_group: str
     noun: str
     registry: str
+    decorator: str
 
     def factories(self) -> Mapping[str, Callable[..., Any]]:
         return _load(self.registry, self.noun)()
@@ -58,8 +60,10 @@ class PluginGroup:
         return sorted(ep.name for ep in importlib.metadata.entry_points(group=self.entry_point_group))
 
 
-POLICIES = PluginGroup("alband.policies", "query policy", "alband.policies.registry:registered_factories")
-ROUTERS = PluginGroup("alband.routers", "router", "alband.routing.registry:registered_factories")
+POLICIES = PluginGroup("alband.policies", "query policy", "alband.policies.registry:registered_factories",
+                       "alband.policies.register_policy")
+ROUTERS = PluginGroup("alband.routers", "router", "alband.routing.registry:registered_factories",
+                      "alband.routing.register_router")
 GROUPS: dict[str, PluginGroup] = {g.entry_point_group: g for g in (POLICIES, ROUTERS)}
 
 
@@ -92,7 +96,7 @@ def _load(path: str, noun: str, search: Path | None = None) -> Any:
     if not module_name or not attr:
         raise AlbandError(f"{noun} '{path}': a plug-in path is 'package.module:function'")
     top = module_name.split(".")[0]
-    if search is not None and str(search) not in sys.path and importlib.util.find_spec(top) is None and (
+    if search is not None and top and str(search) not in sys.path and _missing(top) and (
             (search / f"{top}.py").is_file() or (search / top).is_dir()):
         sys.path.append(str(search))
     try:
@@ -108,6 +112,13 @@ def _load(path: str, noun: str, search: Path | None = None) -> Any:
     return target
 
 
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
 def _registered_name(target: Any, spelled: str, group: PluginGroup) -> str:
     factories = group.factories()
     if isinstance(target, str) and target in factories:
@@ -115,8 +126,9 @@ def _registered_name(target: Any, spelled: str, group: PluginGroup) -> str:
     for registered, factory in factories.items():
         if factory is target:
             return registered
-    raise AlbandError(f"{group.noun} '{spelled}': {target!r} is not registered "
-                      f"(decorate it with the registry's register function, e.g. @register_policy(\"name\"))")
+    what = getattr(target, "__qualname__", repr(target))
+    raise AlbandError(f"{group.noun} '{spelled}': {what} is not registered (decorate it with "
+                      f"@{group.decorator}(\"name\"))")
 
 
 def load_entry_points(group: PluginGroup) -> list[str]:

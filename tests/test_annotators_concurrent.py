@@ -220,7 +220,8 @@ def test_property_never_overspent_and_every_paid_call_reported(server, behaviour
     # The handled items are the sequential affordable prefix; the failures are the HTTP 500 items in it.
     handled = sorted([a.pool_index for a in result] + failed)
     assert handled == list(range(len(handled)))
-    assert failed == [k for k in handled if behaviours[k] == "http500"]
+    # Each call is one attempt (the SDK's retries are off): a 429 is a failure released here.
+    assert failed == [k for k in handled if behaviours[k] in ("http500", "rate_limited_once")]
     actual = np.zeros(len(batch))
     for annotation in result:
         actual[annotation.pool_index] = annotation.cost_usd

@@ -109,23 +109,19 @@ def test_invalid_answers_are_recorded_invalid_and_still_paid(server, provider, r
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_429_then_success_is_retried_by_the_sdk_and_costs_one_call(server, provider):
-    annotator = make(provider, server)
-    server.enqueue(Reply(status=429, retry_after_ms=1), Reply(usage=usage(provider, 50, 7)))
-    annotation = annotator.annotate(ITEM)
-    assert annotation.valid and annotation.extra["retries"] == 1
-    assert math.isclose(annotation.cost_usd, (50 * 3.0 + 7 * 15.0) / 1e6, rel_tol=1e-12)
-    assert server.request_count == 2
-
-
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_persistent_500_raises_annotator_error_after_the_sdk_retries(server, provider):
+@pytest.mark.parametrize("status, headers, retry, after", [
+    (429, {"retry-after-ms": "1500"}, "transient", 1.5), (500, {"retry-after": "3"}, "transient", 3.0),
+    (529, {}, "transient", None), (400, {}, "item", None), (404, {}, "fatal", None)])
+def test_an_http_error_is_one_unretried_attempt_classified_for_the_caller(server, provider, status, headers,
+                                                                          retry, after):
+    # The SDK's own retries are off (max_retries=0 on the client): alband's paid-call loop retries,
+    # reserving every attempt.
     annotator = make(provider, server, max_retries=2)
-    server.default_reply = Reply(status=500, retry_after_ms=1)
-    with pytest.raises(AnnotatorError, match="HTTP 500 after 2 retries") as info:
+    server.enqueue(Reply(status=status, retry_after_ms=None, headers=headers), Reply())
+    with pytest.raises(AnnotatorError, match=f"HTTP {status}: ") as info:
         annotator.annotate(ITEM)
-    assert info.value.status_code == 500
-    assert server.request_count == 3
+    assert (info.value.status_code, info.value.retry, info.value.retry_after_s) == (status, retry, after)
+    assert server.request_count == 1
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -138,7 +134,7 @@ def test_read_timeout_charges_the_bound_as_possibly_billed(server, provider):
     assert time.perf_counter() - started < 20.0
     assert annotation.label is None
     assert "no response within 0.3 s" in annotation.extra["invalid_reason"]
-    assert annotation.extra["cost_is_upper_bound"] is True
+    assert annotation.extra["cost_is_upper_bound"] is True and annotation.extra["retryable"] is True
     assert annotation.cost_usd == annotator.max_cost_usd(ITEM)
 
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -246,10 +245,9 @@ def test_route_replay_options_are_checked_before_loading(tmp_path, monkeypatch, 
     (tmp_path / "wide.csv").write_text("item_id\n")
     (tmp_path / "items.csv").write_text("item_id\n")
     args = {"--data": "wide.csv", "--items": "items.csv", "--budget": "1", option: value}
-    started = time.perf_counter()
+    # The loader raises if it is reached: the option is refused before any data load, whatever the machine's speed.
     line = _error_line(capsys, "route", "replay", *[part for pair in args.items() for part in pair])
     assert line == f"alband: error: route replay: {message}"
-    assert time.perf_counter() - started < 5.0
 
 
 def test_route_replay_missing_input_file(tmp_path, capsys):

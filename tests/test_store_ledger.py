@@ -138,13 +138,13 @@ def test_unique_settled_pair_enforced_by_schema(ledger: Ledger, ledger_path: Pat
     try:
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
             writer.execute(
-                "INSERT INTO annotations (round, pool_index, item_id, annotator, label, valid, cost_usd,"
-                " reserved_usd, status, created_at, settled_at) VALUES (0, 3, 'item-3', 'a', 1, 1, 0.001,"
-                " 0.01, 'settled', 'now', 'now')"
+                "INSERT INTO annotations (round, pool_index, item_id, charge_key, annotator, label, valid,"
+                " cost_usd, reserved_usd, status, created_at, settled_at) VALUES (0, 3, 'item-3', 'item-3', 'a',"
+                " 1, 1, 0.001, 0.01, 'settled', 'now', 'now')"
             )
         # ... while reserved and released rows of the same pair are allowed.
-        writer.execute("INSERT INTO annotations (round, pool_index, item_id, annotator, reserved_usd, status,"
-                       " created_at) VALUES (0, 3, 'item-3', 'a', 0.01, 'reserved', 'now')")
+        writer.execute("INSERT INTO annotations (round, pool_index, item_id, charge_key, annotator, reserved_usd,"
+                       " status, created_at) VALUES (0, 3, 'item-3', 'item-3', 'a', 0.01, 'reserved', 'now')")
         writer.rollback()
     finally:
         writer.close()
@@ -152,17 +152,23 @@ def test_unique_settled_pair_enforced_by_schema(ledger: Ledger, ledger_path: Pat
 
 def test_settle_validates_annotation(ledger: Ledger) -> None:
     row = ledger.reserve(0, 5, "item-5", "sim", 0.01)
-    with pytest.raises(AlbandError, match="exceeds its reservation"):
-        ledger.settle(row, _annotation(5, cost=0.02))
     with pytest.raises(AlbandError, match="pool index 6"):
         ledger.settle(row, _annotation(6))
     with pytest.raises(AlbandError, match="cost_usd"):
         ledger.settle(row, _annotation(5, cost=float("nan")))
     with pytest.raises(AlbandError, match="no row 99"):
         ledger.settle(99, _annotation(5))
-    ledger.settle(row, _annotation(5))
+    assert ledger.settle(row, _annotation(5)) is False
     with pytest.raises(AlbandError, match="already settled"):
         ledger.settle(row, _annotation(5))
+
+
+def test_settle_above_the_reservation_keeps_the_real_cost_and_marks_the_overrun(ledger: Ledger) -> None:
+    row = ledger.reserve(0, 5, "item-5", "sim", 0.01)
+    assert ledger.settle(row, _annotation(5, cost=0.02)) is True
+    (stored,) = ledger.rows()
+    assert (stored.status, stored.cost_usd, stored.overrun) == ("settled", 0.02, True)
+    assert ledger.spent_usd() == pytest.approx(0.02)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +193,7 @@ def test_meta_roundtrip_and_version(ledger: Ledger, ledger_path: Path) -> None:
     ledger.set_meta("budget_limit_usd", 3.0)
     assert ledger.get_meta("missing", default="x") == "x"
     with pytest.raises(AlbandError, match="schema_version"):
-        ledger.set_meta("schema_version", 2)
+        ledger.set_meta("schema_version", SCHEMA_VERSION)
     with pytest.raises(AlbandError, match="JSON"):
         ledger.set_meta("bad", object())
     ledger.close()

@@ -70,12 +70,14 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "timeout_s": (int, float), "max_retries": int, "cache_dir": str, "instructions": str,
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "prompt_cache": str, "label_weight": (int, float),
+        "request_overhead_tokens": int, "per_message_overhead_tokens": int,
     },
     "openai": {
         "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
         "timeout_s": (int, float), "max_retries": int, "cache_dir": str, "instructions": str,
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "json_mode": bool, "logprobs": bool, "max_tokens_param": str, "label_weight": (int, float),
+        "request_overhead_tokens": int, "per_message_overhead_tokens": int,
     },
     "human": {
         "kind": str, "usd_per_label": (int, float), "usd_per_hour": (int, float),

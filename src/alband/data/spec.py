@@ -9,7 +9,8 @@ source         keys (besides ``source``, ``name``, ``seed``, ``max_train``)
 =============  =====================================================================
 ``bbc_news``   ``dims``, ``test_fraction``
 ``table``      ``path``, ``text_column``, ``label_column``, ``id_column``,
-               ``split_column``, ``label_names``, ``test_fraction``, ``dims``
+               ``split_column``, ``label_names``, ``test_fraction``, ``dims``,
+               ``embedder`` (``"tfidf"``, the default, or ``"minilm"``)
 ``folder``     ``path``, ``embeddings``, ``ids``
 ``npy``        ``path`` (the ``.npy``), ``ids``, ``labels``, ``id_column``,
                ``label_column``, ``split_column``, ``text_column``,
@@ -35,7 +36,7 @@ _COMMON = ("source", "name", "seed", "max_train")
 _KEYS: dict[str, tuple[str, ...]] = {
     "bbc_news": ("dims", "test_fraction"),
     "table": ("path", "text_column", "label_column", "id_column", "split_column", "label_names",
-              "test_fraction", "dims"),
+              "test_fraction", "dims", "embedder"),
     "folder": ("path", "embeddings", "ids"),
     "npy": ("path", "ids", "labels", "id_column", "label_column", "split_column", "text_column",
             "label_names", "test_fraction"),
@@ -68,6 +69,14 @@ def _names(key: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _embedder(key: str, value: Any) -> str:
+    from alband.data.embedders import EMBEDDERS
+
+    if value not in EMBEDDERS:
+        raise AlbandError(f"{_WHERE}: {key!r} must be one of {', '.join(repr(e) for e in EMBEDDERS)}, got {value!r}")
+    return value
+
+
 _CHECK: dict[str, Callable[[str, Any], Any]] = {
     "name": _string,
     "seed": lambda k, v: _integer(k, v, 0),
@@ -75,6 +84,7 @@ _CHECK: dict[str, Callable[[str, Any], Any]] = {
     "dims": lambda k, v: _integer(k, v, 1),
     "test_fraction": _fraction,
     "label_names": _names,
+    "embedder": _embedder,
     **{k: _string for k in ("path", "embeddings", "ids", "labels", "text_column", "label_column",
                             "id_column", "split_column")},
 }
@@ -88,8 +98,11 @@ def _resolve(base_dir: Path, key: str, value: str) -> Path:
     return path
 
 
-def load_dataset(spec: Mapping[str, Any], *, base_dir: Path) -> Dataset:
-    """The dataset ``spec`` describes (see the module docstring for the keys)."""
+def load_dataset(spec: Mapping[str, Any], *, base_dir: Path, progress: bool | None = None) -> Dataset:
+    """The dataset ``spec`` describes (see the module docstring for the keys).
+
+    ``progress`` shows or hides the progress bar of a slow embedder (``None``: on a terminal).
+    """
     if not isinstance(spec, Mapping):
         raise AlbandError(f"{_WHERE}: expected a table of keys, got {type(spec).__name__}")
     source = spec.get("source")
@@ -117,7 +130,11 @@ def load_dataset(spec: Mapping[str, Any], *, base_dir: Path) -> Dataset:
     elif source == "table":
         from alband.data.table import load_table
 
-        ds = load_table(_resolve(base_dir, "path", opts.pop("path")), **opts, **common)
+        if opts.get("embedder") == "minilm" and "dims" in opts:
+            raise AlbandError(
+                f"{_WHERE}: 'dims' applies to embedder = 'tfidf' only: 'minilm' embeddings have 384 dimensions"
+            )
+        ds = load_table(_resolve(base_dir, "path", opts.pop("path")), **opts, **common, progress=progress)
     elif source == "folder":
         from alband.data.folder import load_embedded_folder
 

@@ -4,7 +4,9 @@ One row per item: a text column and a label column (class names or class
 indices; an empty cell is an unlabeled pool row), optionally an id column
 (default: the row number, ``"0"``, ``"1"``, ...) and a split column
 (``train``/``test``; default: :func:`alband.data.split.stratified_split`).
-Texts are embedded with :func:`alband.data.embed.embed_texts`.
+Texts are embedded by TF-IDF + SVD (:func:`alband.data.embed.embed_texts`,
+the default) or by the all-MiniLM-L6-v2 sentence encoder
+(``embedder="minilm"``, :mod:`alband.data.minilm`).
 
 Every error names the file, the line and the column at fault.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from alband.data.dataset import SPLITS, TRAIN, Dataset, check_unique_ids, validate_dataset
-from alband.data.embed import embed_texts
+from alband.data.embedders import DEFAULT_EMBEDDER, check_embedder, describe_embedder, embed_with
 from alband.data.labels import encode_labels
 from alband.data.records import Record, read_records
 from alband.data.split import stratified_split, subsample_pool
@@ -59,16 +61,26 @@ def load_table(
     test_fraction: float = 0.25,
     seed: int = 0,
     *,
-    dims: int = 128,
+    dims: int | None = None,
     max_train: int | None = None,
+    embedder: str = DEFAULT_EMBEDDER,
+    progress: bool | None = None,
 ) -> Dataset:
-    """Load a ``.csv``/``.tsv``/``.jsonl`` table of texts and labels, embedded by TF-IDF + SVD.
+    """Load a ``.csv``/``.tsv``/``.jsonl`` table of texts and labels, embedded by ``embedder``.
+
+    ``embedder``: ``"tfidf"`` (TF-IDF + SVD, ``dims`` columns, default 128)
+    or ``"minilm"`` (all-MiniLM-L6-v2, 384 columns, ``dims`` not allowed);
+    ``progress`` shows or hides the encoder's progress bar (``None``: on a terminal).
 
     ``seed`` draws the split (when there is no ``split_column``), the
     ``max_train`` pool subsample and the SVD.
     """
     path = Path(path)
     file = str(path)
+    try:
+        check_embedder(embedder, dims)
+    except AlbandError as e:
+        raise AlbandError(f"{file}: {e}") from None
     records = read_records(path)
     positions = [f"line {r.line}" for r in records]
 
@@ -104,7 +116,7 @@ def load_table(
     keep = subsample_pool(split, max_train, seed)
     texts = [texts[i] for i in keep.tolist()]
     try:
-        x = embed_texts(texts, dims=dims, seed=seed)
+        x = embed_with(embedder, texts, dims=dims, seed=seed, progress=progress)
     except AlbandError as e:
         raise AlbandError(f"{file}, column {text_column!r}: {e}") from None
     ds = Dataset(
@@ -117,6 +129,6 @@ def load_table(
         name=path.stem,
         source=file,
         files={"texts": file, "labels": file, "ids": file, "split": file,
-               "embeddings": f"TF-IDF+SVD embedding of {file}"},
+               "embeddings": f"{describe_embedder(embedder, dims)} embedding of {file}"},
     )
     return validate_dataset(ds)

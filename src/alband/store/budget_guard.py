@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alband.costs.budget import Budget
 
@@ -53,6 +53,17 @@ class BudgetGuard:
         with self._lock:
             amount = self._open.pop(reservation.token)
             self._budget = self._budget.settle(amount, actual_usd)
+
+    def settle_overrun(self, reservation: Reservation, actual_usd: float) -> None:
+        """Record ``actual_usd`` above its reservation (the provider billed more than the bound).
+
+        Spending then includes the whole real cost, which may pass the limit:
+        every later :meth:`reserve` fails, so nothing more is bought.
+        """
+        with self._lock:
+            amount = self._open.pop(reservation.token)
+            self._budget = replace(self._budget, reserved_usd=max(0.0, self._budget.reserved_usd - amount),
+                                   spent_usd=self._budget.spent_usd + max(actual_usd, amount))
 
     def release(self, reservation: Reservation) -> None:
         """Cancel a reservation whose request billed nothing."""

@@ -1,4 +1,4 @@
-"""The run ledger: every paid annotation, committed before the next is requested.
+"""The run ledger: every paid call (attempt), committed before the next is requested.
 
 Principle: *nothing paid for is lost*. Each request goes through three
 durable steps, each its own committed SQLite transaction (WAL journal,
@@ -11,18 +11,41 @@ durable steps, each its own committed SQLite transaction (WAL journal,
    (``status='settled'``), or :meth:`Ledger.release` records that the request
    failed and billed nothing (``status='released'``, cost 0).
 
+Every *attempt* is its own row: a retried request is reserved again, so a
+request tried three times leaves three rows. Two more outcomes exist besides
+settled and released: :meth:`Ledger.charge` (``status='charged'``) records an
+attempt that may have been billed but gave no answer (a timeout, a dropped
+connection), counted at its whole reservation; :meth:`Ledger.skip`
+(``status='skipped'``, cost 0) records that an item was given up after its
+attempts failed, so that a resumed run does not buy it again silently.
+
+A settled cost may exceed its reservation (the provider billed more than the
+bound): the row keeps the real cost and ``overrun = 1``.
+
 A run killed between 1 and 3 leaves a ``'reserved'`` row: we cannot know
 whether that call was billed, so :meth:`Ledger.spent_usd` counts its whole
-reservation. Hence, with ``S`` the settled rows and ``R`` the rows left
-reserved::
+reservation. Hence, with ``S`` the settled and charged rows and ``R`` the rows
+left reserved::
 
     spent_usd = sum_{r in S} cost_usd(r) + sum_{r in R} reserved_usd(r)
 
 is an upper bound on the dollars actually billed, and a resumed run that
 starts its :class:`alband.costs.Budget` from it can never exceed its limit.
-A partial UNIQUE index allows at most one settled row per
-``(pool_index, annotator)``, and :meth:`Ledger.reserve` refuses a pair that is
-already settled, so a resumed run never buys the same answer twice.
+A partial UNIQUE index allows at most one settled (or skipped) row per
+``(kind, charge_key, annotator)`` -- for a label the key is the item's id, so
+answers are matched to items by id, never by pool position -- and
+:meth:`Ledger.reserve` refuses a pair that is already settled or skipped, so a
+resumed run never buys the same answer twice.
+
+**Charges that are not labels.** ``kind`` is ``'label'`` for annotations and
+any other short name (``'selection'``, ``'generation'``, ``'verification'``)
+for a paid call that produces no label; such a row is keyed by its
+``charge_key`` alone (``pool_index`` NULL) and settled with
+:meth:`Ledger.settle_charge`. It follows the same protocol, counts in
+:meth:`spent_usd` and the budget, and :meth:`charge_for` finds it on resume.
+
+Schema version 1 ledgers (no kind, key, attempt or overrun columns) are
+migrated in place to version 2 when opened for writing, in one transaction.
 
 Used with a :class:`alband.store.budget_guard.BudgetGuard`, the order that
 keeps the ledger's ``spent_usd`` below the guard's ``spent + reserved`` (and
@@ -62,26 +85,29 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LEDGER_FILENAME = "ledger.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUS_RESERVED = "reserved"
 STATUS_SETTLED = "settled"
 STATUS_RELEASED = "released"
-STATUSES = (STATUS_RESERVED, STATUS_SETTLED, STATUS_RELEASED)
+STATUS_CHARGED = "charged"
+STATUS_SKIPPED = "skipped"
+STATUSES = (STATUS_RESERVED, STATUS_SETTLED, STATUS_RELEASED, STATUS_CHARGED, STATUS_SKIPPED)
+
+#: The kind of a charge that buys a label; other kinds name calls that produce none.
+KIND_LABEL = "label"
 
 # An actual cost may exceed its reservation by float rounding only
 # (the same tolerance as alband.costs.budget).
 _TOLERANCE_USD = 1e-12
 
-_SCHEMA = f"""
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
+_STATUS_LIST = ", ".join(f"'{status}'" for status in STATUSES)
+
+_TABLE = f"""
 CREATE TABLE annotations (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     round         INTEGER NOT NULL CHECK (round >= 0),
-    pool_index    INTEGER NOT NULL CHECK (pool_index >= 0),
+    pool_index    INTEGER CHECK (pool_index IS NULL OR pool_index >= 0),
     item_id       TEXT    NOT NULL,
     annotator     TEXT    NOT NULL CHECK (length(annotator) > 0),
     label         INTEGER CHECK (label IS NULL OR label >= 0),
@@ -95,23 +121,41 @@ CREATE TABLE annotations (
     response_id   TEXT,
     raw           TEXT,
     extra         TEXT,
-    status        TEXT    NOT NULL CHECK (status IN ('{STATUS_RESERVED}', '{STATUS_SETTLED}', '{STATUS_RELEASED}')),
+    status        TEXT    NOT NULL CHECK (status IN ({_STATUS_LIST})),
     created_at    TEXT    NOT NULL,
     settled_at    TEXT,
+    kind          TEXT    NOT NULL DEFAULT '{KIND_LABEL}' CHECK (length(kind) > 0),
+    charge_key    TEXT    NOT NULL,
+    attempt       INTEGER NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+    overrun       INTEGER NOT NULL DEFAULT 0 CHECK (overrun IN (0, 1)),
     CHECK (status = '{STATUS_RESERVED}' OR settled_at IS NOT NULL),
-    CHECK (status != '{STATUS_SETTLED}' OR valid = (label IS NOT NULL)),
-    CHECK (status != '{STATUS_RELEASED}' OR cost_usd = 0)
-);
-CREATE UNIQUE INDEX annotations_one_settled_per_pair
-    ON annotations (pool_index, annotator) WHERE status = '{STATUS_SETTLED}';
+    CHECK (status != '{STATUS_SETTLED}' OR kind != '{KIND_LABEL}' OR valid = (label IS NOT NULL)),
+    CHECK (status NOT IN ('{STATUS_RELEASED}', '{STATUS_SKIPPED}') OR cost_usd = 0),
+    CHECK (kind != '{KIND_LABEL}' OR pool_index IS NOT NULL)
+)"""
+
+_INDEXES = f"""
+CREATE UNIQUE INDEX annotations_one_outcome_per_pair
+    ON annotations (kind, charge_key, annotator) WHERE status IN ('{STATUS_SETTLED}', '{STATUS_SKIPPED}');
 CREATE INDEX annotations_by_status ON annotations (status);
+CREATE INDEX annotations_by_key ON annotations (charge_key, annotator)
+"""
+
+_SCHEMA = f"""
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+{_TABLE};
+{_INDEXES}
 """
 
 _COLUMNS = (
     "id", "round", "pool_index", "item_id", "annotator", "label", "valid", "confidence",
     "cost_usd", "reserved_usd", "input_tokens", "output_tokens", "latency_s", "response_id",
-    "raw", "extra", "status", "created_at", "settled_at",
+    "raw", "extra", "status", "created_at", "settled_at", "kind", "charge_key", "attempt", "overrun",
 )
+_V1_COLUMNS = _COLUMNS[:19]
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM annotations"
 
 
@@ -162,7 +206,7 @@ class LedgerRow:
 
     id: int
     round: int
-    pool_index: int
+    pool_index: int | None
     item_id: str
     annotator: str
     label: int | None
@@ -179,11 +223,15 @@ class LedgerRow:
     status: str = STATUS_RESERVED
     created_at: str = ""
     settled_at: str | None = None
+    kind: str = KIND_LABEL
+    charge_key: str = ""
+    attempt: int = 1
+    overrun: bool = False
 
     @property
     def committed_usd(self) -> float:
         """Dollars this row counts towards :meth:`Ledger.spent_usd`."""
-        if self.status == STATUS_SETTLED:
+        if self.status in (STATUS_SETTLED, STATUS_CHARGED):
             return self.cost_usd
         if self.status == STATUS_RESERVED:
             return self.reserved_usd
@@ -191,8 +239,9 @@ class LedgerRow:
 
     def to_annotation(self) -> Annotation:
         """The :class:`Annotation` of a settled row."""
-        if self.status != STATUS_SETTLED:
-            raise AlbandError(f"ledger row {self.id} is {self.status!r}, not settled: it has no annotation")
+        if self.status != STATUS_SETTLED or self.kind != KIND_LABEL:
+            raise AlbandError(f"ledger row {self.id} is a {self.status!r} {self.kind!r} row, not a settled label: "
+                              "it has no annotation")
         return Annotation(
             pool_index=self.pool_index,
             item_id=self.item_id,
@@ -213,7 +262,25 @@ def _row_from_tuple(values: tuple) -> LedgerRow:
     d = dict(zip(_COLUMNS, values))
     d["valid"] = None if d["valid"] is None else bool(d["valid"])
     d["extra"] = json.loads(d["extra"]) if d["extra"] else {}
+    d["overrun"] = bool(d["overrun"])
     return LedgerRow(**d)
+
+
+def _kind(kind: Any) -> str:
+    if not isinstance(kind, str) or not kind or not kind.strip() == kind:
+        raise AlbandError(f"a charge kind must be a non-empty name without surrounding spaces, got {kind!r}")
+    return kind
+
+
+def _what(kind: str, key: str) -> str:
+    return f"item {key!r}" if kind == KIND_LABEL else f"{kind} charge {key!r}"
+
+
+def _extra_json(extra: dict, row_id: int) -> str | None:
+    try:
+        return json.dumps(extra, allow_nan=False, sort_keys=True) if extra else None
+    except (TypeError, ValueError) as exc:
+        raise AlbandError(f"extra of ledger row {row_id} is not JSON-serialisable ({exc})") from exc
 
 
 def _non_negative_int(value: Any, what: str) -> int:
@@ -293,7 +360,13 @@ class Ledger:
             cls._drop_writer_lock(lock_file)
             raise AlbandError(f"ledger {path} cannot be opened: {exc}") from exc
         try:
-            cls._prepare(conn, path, read_only=read_only)
+            if cls._prepare(conn, path, read_only=read_only) == "migrate-copy":
+                # A version-1 ledger read without writing: migrate a private in-memory snapshot.
+                copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                conn.backup(copy)
+                conn.close()
+                conn = copy
+                cls._migrate_v1(conn)
         except BaseException:
             conn.close()
             cls._drop_writer_lock(lock_file)
@@ -328,8 +401,11 @@ class Ledger:
             handle.close()  # closing the descriptor releases the flock
 
     @staticmethod
-    def _prepare(conn: sqlite3.Connection, path: Path, *, read_only: bool) -> None:
-        """Configure, check and (when new) initialise an open connection."""
+    def _prepare(conn: sqlite3.Connection, path: Path, *, read_only: bool) -> str | None:
+        """Configure, check and (when new) initialise or migrate an open connection.
+
+        Returns ``"migrate-copy"`` for a version-1 ledger opened read-only.
+        """
         try:
             if not read_only:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -346,7 +422,7 @@ class Ledger:
                 if read_only:
                     raise AlbandError(f"ledger {path} is empty (no tables): not an alband ledger")
                 Ledger._initialise(conn)
-                return
+                return None
             if not {"meta", "annotations"} <= tables:
                 raise AlbandError(
                     f"{path} is an SQLite file but not an alband ledger "
@@ -356,6 +432,11 @@ class Ledger:
             if row is None:
                 raise AlbandError(f"ledger {path} has no schema_version in its meta table: not an alband ledger")
             version = json.loads(row[0])
+            if version == 1:
+                if read_only:
+                    return "migrate-copy"
+                Ledger._migrate_v1(conn)
+                return None
             if version != SCHEMA_VERSION:
                 newer = isinstance(version, int) and version > SCHEMA_VERSION
                 raise AlbandError(
@@ -366,6 +447,35 @@ class Ledger:
             raise AlbandError(f"ledger {path} is not a readable SQLite ledger ({exc})") from exc
         except (json.JSONDecodeError, TypeError) as exc:
             raise AlbandError(f"ledger {path}: unreadable schema_version in the meta table ({exc})") from exc
+
+    @staticmethod
+    def _migrate_v1(conn: sqlite3.Connection) -> None:
+        """Rebuild a version-1 ``annotations`` table as version 2, in one transaction.
+
+        Every row keeps its id and values; it becomes a ``'label'`` charge keyed
+        by its item id, attempt 1, no overrun.
+        """
+        columns = ", ".join(_V1_COLUMNS)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DROP INDEX IF EXISTS annotations_one_settled_per_pair")
+            conn.execute("DROP INDEX IF EXISTS annotations_by_status")
+            conn.execute("ALTER TABLE annotations RENAME TO annotations_v1")
+            conn.execute(_TABLE)
+            conn.execute(f"INSERT INTO annotations ({columns}, kind, charge_key, attempt, overrun) "
+                         f"SELECT {columns}, '{KIND_LABEL}', item_id, 1, 0 FROM annotations_v1 ORDER BY id")
+            conn.execute("DROP TABLE annotations_v1")
+            for statement in filter(None, (part.strip() for part in _INDEXES.split(";"))):
+                conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (json.dumps(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK")
+            raise AlbandError(f"cannot migrate the version-1 ledger to version {SCHEMA_VERSION}: two settled "
+                              f"rows share an item id and annotator ({exc})") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _initialise(conn: sqlite3.Connection) -> None:
@@ -463,43 +573,55 @@ class Ledger:
         return {key: json.loads(value) for key, value in rows}
 
     # ------------------------------------------------------ reserve / settle
-    def reserve(self, round: int, pool_index: int, item_id: str, annotator: str, reserved_usd: float) -> int:
-        """Commit a ``'reserved'`` row before the paid call; returns its row id.
+    def reserve(self, round: int, pool_index: int | None, item_id: str, annotator: str, reserved_usd: float, *,
+                kind: str = KIND_LABEL, key: str | None = None, attempt: int = 1) -> int:
+        """Commit a ``'reserved'`` row before the paid attempt; returns its row id.
 
-        Refuses (:class:`AlbandError`) a ``(pool_index, annotator)`` pair that
-        is already settled or has an open reservation from this process. A
+        A label (``kind='label'``) is keyed by ``item_id``; another kind of
+        charge by ``key`` (``pool_index`` may then be None). Refuses
+        (:class:`AlbandError`) a ``(kind, key, annotator)`` that is already
+        settled or skipped, or has an open reservation from this process. A
         pair whose only reservation was left by a killed process (an orphan,
         see :meth:`unsettled`) may be reserved again.
         """
         round = _non_negative_int(round, "round")
-        pool_index = _non_negative_int(pool_index, "pool_index")
+        kind = _kind(kind)
+        if pool_index is not None:
+            pool_index = _non_negative_int(pool_index, "pool_index")
+        elif kind == KIND_LABEL:
+            raise AlbandError("a label charge needs the item's pool_index")
         if not isinstance(item_id, str):
             raise AlbandError(f"item_id must be a string, got {item_id!r}")
         if not isinstance(annotator, str) or not annotator:
             raise AlbandError(f"annotator must be a non-empty string, got {annotator!r}")
+        key = item_id if key is None else key
+        if not isinstance(key, str) or not key:
+            raise AlbandError(f"a charge key must be a non-empty string, got {key!r}")
+        attempt = _non_negative_int(attempt, "attempt")
+        if attempt < 1:
+            raise AlbandError(f"attempt must be >= 1, got {attempt}")
         reserved_usd = _dollars(reserved_usd, "reserved_usd")
-        pair = (pool_index, annotator)
+        pair = (kind, key, annotator)
         with self._lock:
             conn = self._writable()
             if pair in self._open_rows.values():
-                raise AlbandError(
-                    f"pool index {pool_index} already has an open reservation for annotator {annotator!r}"
-                )
+                raise AlbandError(f"{_what(kind, key)} already has an open reservation for annotator {annotator!r}")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                settled = conn.execute(
-                    "SELECT id FROM annotations WHERE pool_index = ? AND annotator = ? AND status = ?",
-                    (pool_index, annotator, STATUS_SETTLED),
+                done = conn.execute(
+                    "SELECT id, status FROM annotations WHERE kind = ? AND charge_key = ? AND annotator = ? "
+                    "AND status IN (?, ?)", (kind, key, annotator, STATUS_SETTLED, STATUS_SKIPPED),
                 ).fetchone()
-                if settled is not None:
+                if done is not None:
                     raise AlbandError(
-                        f"pool index {pool_index} (item {item_id!r}) is already annotated by {annotator!r} "
-                        f"(ledger row {settled[0]}): it will not be bought twice"
+                        f"{_what(kind, key)} is already {done[1]} for {annotator!r} "
+                        f"(ledger row {done[0]}): it will not be bought twice"
                     )
                 cursor = conn.execute(
                     "INSERT INTO annotations (round, pool_index, item_id, annotator, reserved_usd, cost_usd,"
-                    " status, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                    (round, pool_index, item_id, annotator, reserved_usd, STATUS_RESERVED, _utc_now()),
+                    " status, created_at, kind, charge_key, attempt) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                    (round, pool_index, item_id, annotator, reserved_usd, STATUS_RESERVED, _utc_now(),
+                     kind, key, attempt),
                 )
                 conn.execute("COMMIT")
             except BaseException:
@@ -518,13 +640,15 @@ class Ledger:
             raise AlbandError(f"ledger row {row_id} is already {row.status}; only a reserved row can change")
         return row
 
-    def settle(self, row_id: int, annotation: Annotation) -> None:
-        """Record the paid answer of reserved row ``row_id``, committed at once.
+    def settle(self, row_id: int, annotation: Annotation) -> bool:
+        """Record the paid answer of reserved label row ``row_id``, committed at once.
 
-        The annotation must be for the row's pool index, item and annotator,
-        and cost no more than the reservation. If the pair is already settled
-        by another row (an orphan settled late), :class:`AlbandError` is
-        raised and the row stays reserved, still counted in :meth:`spent_usd`.
+        The annotation must be for the row's pool index, item and annotator.
+        A cost above the reservation is recorded as billed, with
+        ``overrun = 1``; the return value says whether that happened. If the
+        pair is already settled by another row (an orphan settled late),
+        :class:`AlbandError` is raised and the row stays reserved, still
+        counted in :meth:`spent_usd`.
         """
         row_id = _non_negative_int(row_id, "row_id")
         if not isinstance(annotation, Annotation):
@@ -534,13 +658,12 @@ class Ledger:
         input_tokens = _non_negative_int(annotation.input_tokens, "input_tokens")
         output_tokens = _non_negative_int(annotation.output_tokens, "output_tokens")
         confidence = float(annotation.confidence)
-        try:
-            extra = json.dumps(annotation.extra, allow_nan=False, sort_keys=True) if annotation.extra else None
-        except (TypeError, ValueError) as exc:
-            raise AlbandError(f"annotation extra for ledger row {row_id} is not JSON-serialisable ({exc})") from exc
+        extra = _extra_json(annotation.extra, row_id)
         with self._lock:
             conn = self._writable()
             row = self._reserved_row(conn, row_id)
+            if row.kind != KIND_LABEL:
+                raise AlbandError(f"ledger row {row_id} is a {row.kind!r} charge: settle it with settle_charge()")
             if (annotation.pool_index, annotation.item_id, annotation.annotator) != (
                 row.pool_index, row.item_id, row.annotator
             ):
@@ -549,43 +672,96 @@ class Ledger:
                     f"{row.annotator!r}, but the annotation is for pool index {annotation.pool_index} "
                     f"(item {annotation.item_id!r}) by {annotation.annotator!r}"
                 )
-            if cost > row.reserved_usd + _TOLERANCE_USD:
-                raise AlbandError(
-                    f"ledger row {row_id}: actual cost ${cost:.9f} exceeds its reservation "
-                    f"${row.reserved_usd:.9f}: the annotator's max-cost bound is wrong"
-                )
-            try:
-                conn.execute(
-                    "UPDATE annotations SET label = ?, valid = ?, confidence = ?, cost_usd = ?,"
-                    " input_tokens = ?, output_tokens = ?, latency_s = ?, response_id = ?, raw = ?,"
-                    " extra = ?, status = ?, settled_at = ? WHERE id = ? AND status = ?",
-                    (label, int(label is not None), None if math.isnan(confidence) else confidence,
-                     cost, input_tokens, output_tokens, float(annotation.latency_s),
-                     str(annotation.response_id), str(annotation.raw), extra, STATUS_SETTLED, _utc_now(),
-                     row_id, STATUS_RESERVED),
-                )
-            except sqlite3.IntegrityError as exc:
-                holder = conn.execute(
-                    "SELECT id FROM annotations WHERE pool_index = ? AND annotator = ? AND status = ?",
-                    (row.pool_index, row.annotator, STATUS_SETTLED),
-                ).fetchone()
-                raise AlbandError(
-                    f"ledger row {row_id}: pool index {row.pool_index} is already settled for "
-                    f"{row.annotator!r} (row {holder[0] if holder else '?'}); this row stays reserved"
-                ) from exc
-            self._open_rows.pop(row_id, None)
+            overrun = cost > row.reserved_usd + _TOLERANCE_USD
+            self._finish(conn, row, STATUS_SETTLED, cost, overrun, (
+                "label = ?, valid = ?, confidence = ?, input_tokens = ?, output_tokens = ?, latency_s = ?,"
+                " response_id = ?, raw = ?, extra = ?",
+                (label, int(label is not None), None if math.isnan(confidence) else confidence,
+                 input_tokens, output_tokens, float(annotation.latency_s), str(annotation.response_id),
+                 str(annotation.raw), extra)))
+            return overrun
 
-    def release(self, row_id: int) -> None:
+    def settle_charge(self, row_id: int, cost_usd: float, *, response_id: str = "", raw: str = "",
+                      input_tokens: int = 0, output_tokens: int = 0, extra: dict | None = None) -> bool:
+        """Record the result of reserved row ``row_id`` of a charge that is not a label.
+
+        As :meth:`settle`: a cost above the reservation is kept with
+        ``overrun = 1`` (returned).
+        """
+        row_id = _non_negative_int(row_id, "row_id")
+        cost = _dollars(cost_usd, f"cost_usd of ledger row {row_id}")
+        text = _extra_json(extra or {}, row_id)
+        with self._lock:
+            conn = self._writable()
+            row = self._reserved_row(conn, row_id)
+            if row.kind == KIND_LABEL:
+                raise AlbandError(f"ledger row {row_id} is a label: settle it with settle()")
+            overrun = cost > row.reserved_usd + _TOLERANCE_USD
+            self._finish(conn, row, STATUS_SETTLED, cost, overrun, (
+                "input_tokens = ?, output_tokens = ?, response_id = ?, raw = ?, extra = ?",
+                (_non_negative_int(input_tokens, "input_tokens"), _non_negative_int(output_tokens, "output_tokens"),
+                 str(response_id), str(raw), text)))
+            return overrun
+
+    def charge(self, row_id: int, cost_usd: float | None = None, *, reason: str = "") -> None:
+        """Record an attempt that may have been billed but gave no answer (``status='charged'``).
+
+        ``cost_usd`` defaults to the whole reservation (the provider may have
+        billed up to it; a timed-out attempt stays counted in full).
+        """
+        row_id = _non_negative_int(row_id, "row_id")
+        with self._lock:
+            conn = self._writable()
+            row = self._reserved_row(conn, row_id)
+            cost = row.reserved_usd if cost_usd is None else _dollars(cost_usd, f"cost_usd of ledger row {row_id}")
+            overrun = cost > row.reserved_usd + _TOLERANCE_USD
+            self._finish(conn, row, STATUS_CHARGED, cost, overrun,
+                         ("extra = ?", (_extra_json({"reason": reason} if reason else {}, row_id),)))
+
+    def release(self, row_id: int, *, reason: str = "") -> None:
         """Mark reserved row ``row_id`` as failed without billing (cost 0), committed at once."""
         row_id = _non_negative_int(row_id, "row_id")
         with self._lock:
             conn = self._writable()
-            self._reserved_row(conn, row_id)
+            row = self._reserved_row(conn, row_id)
+            self._finish(conn, row, STATUS_RELEASED, 0.0, False,
+                         ("extra = ?", (_extra_json({"reason": reason} if reason else {}, row_id),)))
+
+    def _finish(self, conn: sqlite3.Connection, row: LedgerRow, status: str, cost: float, overrun: bool,
+                fields: tuple[str, tuple]) -> None:
+        """Move reserved ``row`` to ``status`` with ``cost`` and the extra ``fields`` (SQL, values)."""
+        sql, values = fields
+        try:
             conn.execute(
-                "UPDATE annotations SET status = ?, cost_usd = 0, settled_at = ? WHERE id = ? AND status = ?",
-                (STATUS_RELEASED, _utc_now(), row_id, STATUS_RESERVED),
+                f"UPDATE annotations SET {sql}, cost_usd = ?, overrun = ?, status = ?, settled_at = ? "
+                "WHERE id = ? AND status = ?",
+                (*values, cost, int(overrun), status, _utc_now(), row.id, STATUS_RESERVED),
             )
-            self._open_rows.pop(row_id, None)
+        except sqlite3.IntegrityError as exc:
+            holder = conn.execute(
+                "SELECT id FROM annotations WHERE kind = ? AND charge_key = ? AND annotator = ? AND status IN (?, ?)",
+                (row.kind, row.charge_key, row.annotator, STATUS_SETTLED, STATUS_SKIPPED),
+            ).fetchone()
+            raise AlbandError(
+                f"ledger row {row.id}: {_what(row.kind, row.charge_key)} is already settled for "
+                f"{row.annotator!r} (row {holder[0] if holder else '?'}); this row stays reserved"
+            ) from exc
+        self._open_rows.pop(row.id, None)
+
+    def skip(self, round: int, pool_index: int | None, item_id: str, annotator: str, reason: str, *,
+             kind: str = KIND_LABEL, key: str | None = None) -> int:
+        """Record that ``(kind, key, annotator)`` was given up (``status='skipped'``, cost 0); returns the row id.
+
+        A skipped pair is never bought again by :meth:`reserve`: a resumed run
+        finds the skip with :meth:`skip_for` and passes over the item.
+        """
+        row_id = self.reserve(round, pool_index, item_id, annotator, 0.0, kind=kind, key=key)
+        with self._lock:
+            conn = self._writable()
+            row = self._reserved_row(conn, row_id)
+            self._finish(conn, row, STATUS_SKIPPED, 0.0, False,
+                         ("extra = ?", (_extra_json({"reason": reason}, row_id),)))
+        return row_id
 
     # ----------------------------------------------------------------- reads
     def _rows(self, where: str = "", params: tuple = ()) -> list[LedgerRow]:
@@ -612,9 +788,9 @@ class Ledger:
         return [row for row in self.unsettled() if row.id not in mine]
 
     def settled(self) -> list[Annotation]:
-        """Every settled annotation, in the order it was settled."""
-        return [r.to_annotation() for r in self._rows("WHERE status = ? ORDER BY settled_at, id",
-                                                      (STATUS_SETTLED,))]
+        """Every settled annotation (label charges), in the order it was settled."""
+        return [r.to_annotation() for r in self._rows("WHERE status = ? AND kind = ? ORDER BY settled_at, id",
+                                                      (STATUS_SETTLED, KIND_LABEL))]
 
     def settled_annotations(self, annotator: str | None = None) -> dict[int, Annotation]:
         """Settled annotations keyed by pool index.
@@ -625,14 +801,46 @@ class Ledger:
         """
         if annotator is None:
             return {a.pool_index: a for a in self.settled()}
-        rows = self._rows("WHERE status = ? AND annotator = ? ORDER BY settled_at, id", (STATUS_SETTLED, annotator))
+        rows = self._rows("WHERE status = ? AND kind = ? AND annotator = ? ORDER BY settled_at, id",
+                          (STATUS_SETTLED, KIND_LABEL, annotator))
         return {r.pool_index: r.to_annotation() for r in rows}
 
-    def annotation_for(self, pool_index: int, annotator: str) -> Annotation | None:
-        """The settled annotation of ``pool_index`` by ``annotator``, or ``None``."""
-        rows = self._rows("WHERE status = ? AND pool_index = ? AND annotator = ?",
-                          (STATUS_SETTLED, _non_negative_int(pool_index, "pool_index"), annotator))
+    def annotation_for(self, item: str | int, annotator: str) -> Annotation | None:
+        """The settled annotation of ``item`` by ``annotator``, or ``None``.
+
+        ``item`` is the item's id (a string: the match a resumed run uses,
+        whatever the item's position); an int is a pool index.
+        """
+        if isinstance(item, str):
+            rows = self._rows("WHERE status = ? AND kind = ? AND charge_key = ? AND annotator = ?",
+                              (STATUS_SETTLED, KIND_LABEL, item, annotator))
+        else:
+            rows = self._rows("WHERE status = ? AND kind = ? AND pool_index = ? AND annotator = ?",
+                              (STATUS_SETTLED, KIND_LABEL, _non_negative_int(item, "pool_index"), annotator))
         return rows[0].to_annotation() if rows else None
+
+    def skip_for(self, key: str, annotator: str, *, kind: str = KIND_LABEL) -> LedgerRow | None:
+        """The ``'skipped'`` row of ``(kind, key, annotator)`` (a label's key is its item id), or ``None``."""
+        rows = self._rows("WHERE status = ? AND kind = ? AND charge_key = ? AND annotator = ?",
+                          (STATUS_SKIPPED, kind, key, annotator))
+        return rows[0] if rows else None
+
+    def charge_for(self, kind: str, key: str, annotator: str) -> LedgerRow | None:
+        """The settled row of the charge ``(kind, key, annotator)``, or ``None``."""
+        rows = self._rows("WHERE status = ? AND kind = ? AND charge_key = ? AND annotator = ?",
+                          (STATUS_SETTLED, _kind(kind), key, annotator))
+        return rows[0] if rows else None
+
+    def attempt_count(self, key: str, annotator: str, *, kind: str = KIND_LABEL) -> int:
+        """Number of attempts (rows other than skips) of ``(kind, key, annotator)`` so far."""
+        with self._lock:
+            return int(self._connection().execute(
+                "SELECT COUNT(*) FROM annotations WHERE charge_key = ? AND annotator = ? AND kind = ? AND status != ?",
+                (key, annotator, kind, STATUS_SKIPPED)).fetchone()[0])
+
+    def attempts(self, key: str, annotator: str, *, kind: str = KIND_LABEL) -> list[LedgerRow]:
+        """Every row (attempt) of ``(kind, key, annotator)``, in row-id order."""
+        return self._rows("WHERE kind = ? AND charge_key = ? AND annotator = ? ORDER BY id", (kind, key, annotator))
 
     def _sum(self, sql: str, params: tuple = ()) -> float:
         with self._lock:
@@ -640,18 +848,19 @@ class Ledger:
         return math.fsum(v[0] for v in values)
 
     def settled_usd(self) -> float:
-        """Sum of the actual costs of settled rows."""
-        return self._sum("SELECT cost_usd FROM annotations WHERE status = ?", (STATUS_SETTLED,))
+        """Sum of the actual costs of settled and charged rows (every attempt known or assumed billed)."""
+        return self._sum("SELECT cost_usd FROM annotations WHERE status IN (?, ?)", (STATUS_SETTLED, STATUS_CHARGED))
 
     def reserved_usd(self) -> float:
         """Sum of the reservations of rows still ``'reserved'``."""
         return self._sum("SELECT reserved_usd FROM annotations WHERE status = ?", (STATUS_RESERVED,))
 
     def spent_usd(self) -> float:
-        """Settled costs plus the reservations of rows left reserved (an upper bound on billing)."""
+        """Settled and charged costs plus the reservations of rows left reserved (an upper bound on billing)."""
         return self._sum(
-            "SELECT CASE status WHEN ? THEN cost_usd WHEN ? THEN reserved_usd ELSE 0.0 END FROM annotations",
-            (STATUS_SETTLED, STATUS_RESERVED),
+            "SELECT CASE WHEN status IN (?, ?) THEN cost_usd WHEN status = ? THEN reserved_usd ELSE 0.0 END "
+            "FROM annotations",
+            (STATUS_SETTLED, STATUS_CHARGED, STATUS_RESERVED),
         )
 
     def budget(self, limit_usd: float):

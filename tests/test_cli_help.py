@@ -11,7 +11,7 @@ from alband.cli.main import main
 COMMANDS = [
     [], ["demo"], ["run"], ["resume"], ["report"], ["policies"], ["routers"], ["learners"], ["simulate"],
     ["route"], ["route", "replay"], ["bench"], ["bench", "design"], ["bench", "acquisition"], ["bench", "embed"],
-    ["bench", "preference"], ["bench", "simulate"],
+    ["bench", "learners"], ["bench", "preference"], ["bench", "simulate"],
     ["sweep"], ["sweep", "report"], ["sweep", "bench"],
 ]
 
@@ -60,5 +60,5 @@ def test_the_top_level_help_lists_every_command(capsys):
 def test_a_command_with_actions_and_no_action_is_one_line_exit_2(capsys):
     assert main(["bench"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "alband: error: alband bench: name an action (acquisition, design, embed, preference, simulate); "
+        "alband: error: alband bench: name an action (acquisition, design, embed, learners, preference, simulate); "
         "see alband bench --help")

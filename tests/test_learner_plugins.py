@@ -97,6 +97,22 @@ def test_a_module_path_beside_the_config_resolves_and_the_task_gives_n_classes(t
     assert config.learner.build(2).ridge == 2.0
 
 
+def test_an_entry_point_of_group_alband_learners_resolves(tmp_path, monkeypatch):
+    """A package declaring ``[alband.learners]`` in its ``entry_points.txt``, as ``pip install`` leaves it."""
+    site = tmp_path / "site"
+    (site / "ep_learners").mkdir(parents=True)
+    shutil.copy(HERE / "centroid_learner.py", site / "ep_learners" / "__init__.py")
+    info = site / "ep_learners-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-learners\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[alband.learners]\nep_centroids = ep_learners:soft_centroids\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "ep_learners", raising=False)
+    config = parse_config(CONFIG.format(learner='name = "ep_centroids"\nshrink = 3.0'), source="run.toml")
+    assert config.learner.name == "test_soft_centroids" and config.learner.build(4).shrink == 3.0
+    assert "ep_centroids" in LEARNERS.entry_point_names()
+
+
 def test_registering_the_same_function_again_is_not_an_error_and_a_different_one_is(tmp_path):
     _beside(tmp_path)
     assert resolve_plugin("my_centroids:soft_centroids", LEARNERS, search=tmp_path) == "test_soft_centroids"

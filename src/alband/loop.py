@@ -18,8 +18,13 @@ computed on the whole pool once per round (in ``before_buy``); ``after_buy``
 reuses those probabilities for the policy's ``update`` (a policy whose update
 reads the context, such as the linear bandits, no longer costs a second pool
 pass: 0.9 ms per round on AG News, 10k x 384, 4 classes; a stateless policy's
-update never read it). A selector outside the core (e.g. an LLM shown a
-shortlist) plugs in between ``before_buy`` and the purchase.
+update never read it). A selector outside the core (``selector``, e.g. an LLM
+shown a shortlist: :mod:`alband.selection`) plugs in between ``before_buy`` and
+the purchase: in the rounds it ``wants``, it is handed the round's context and
+its own key (:func:`alband.selection.candidates.selection_key`) and returns the
+indices to buy, which replace the proposal's (:func:`alband.rounds.with_index`;
+round 0: the random seed set); it pays for itself through the run's ledger and
+budget guard.
 
 With a stopping rule (``LoopSettings.stopping``, :mod:`alband.stopping`) the
 loop records after each round the signals the simulator records (stop-set
@@ -99,7 +104,9 @@ from alband.rounds import (
     first_fit,
     initial_indices,
     query_key,
+    round_context,
     run_keys,
+    with_index,
 )
 from alband.routing.base import Router
 from alband.routing.label_weights import check_label_weight
@@ -429,6 +436,7 @@ def live_rounds(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     routing: RoutingSettings | None = None,
     aux=(),
+    selector=None,
 ) -> Iterator[RoundEvent]:
     """Run (or resume) the loop, yielding one event per round (module docstring).
 
@@ -438,6 +446,8 @@ def live_rounds(
     item's cost ((N,), or (K, N) with routing, averaged over the arms).
     ``validation`` = ``(x_val, y_val)``, a labelled validation set for rules that read it.
     ``aux`` is the task's side information for the policies (``RoundContext.aux``).
+    ``selector`` (an :class:`alband.selection.llm_selector.Selector`, optional)
+    chooses the batches of the rounds it wants (module docstring).
     """
     n_items, n_features = task.x.shape
     if settings.n_initial > n_items:
@@ -504,7 +514,16 @@ def live_rounds(
             label_arms=[int(v) for v in arms],
         )
 
+    def select(round_index: int, params, probs, size: int):
+        from alband.selection.candidates import selection_key
+
+        ctx = round_context(settings.learner, pool, state, params, round_index,
+                            max(1, settings.n_initial + settings.batch_size * (round_index - 1)), probs)
+        return selector.choose(round_index, ctx, selection_key(keys, round_index), size, ledger, guard)
+
     initial = initial_indices(keys.init, n_items, settings.n_initial)
+    if selector is not None and selector.wants(0):
+        initial = jnp.asarray(select(0, settings.learner.init(n_features), None, settings.n_initial), jnp.int32)
     bought_round = buy(0, initial)
     params, policy_state, signals = first_fit(spec, pool, evaluation, state)
     stop = "budget exhausted" if purchaser.exhausted else ("rounds done" if settings.n_rounds == 0 else None)
@@ -517,6 +536,8 @@ def live_rounds(
     for round_index in range(1, settings.n_rounds + 1):
         r = jnp.int32(round_index)
         proposal = before_buy(spec, pool, state, params, policy_state, r, query_key(keys, r))
+        if selector is not None and selector.wants(round_index):
+            proposal = with_index(proposal, select(round_index, params, proposal.probs, settings.batch_size))
         before = state
         bought_round = buy(round_index, proposal.index)
         labels, accepted = bought_round[0], bought_round[1]

@@ -35,7 +35,12 @@ Round 0 buys a uniformly random seed set (:func:`initial_indices`) and calls
 The seam between ``before_buy`` and the purchase is where a selector outside
 the core plugs in: the live driver may show ``proposal`` (a shortlist, with
 ``probs``) to a shell-side chooser and buy what it picks; ``after_buy`` reads
-only the indices, labels and acceptance of what was bought.
+only the indices, labels and acceptance of what was bought. Whatever chose the
+indices, :func:`with_index` puts them in the proposal (and recomputes the
+batch's uncertainty signal), so both drivers continue from the same
+proposal: the live loop with what its selector (:mod:`alband.selection`)
+returned, the simulator with the same indices given as data
+(:class:`SelectedIndices`, a recorded selection), never computed in the core.
 
 Keys: ``PRNGKey(seed)`` splits into ``init``, ``query`` and ``annotate`` keys;
 round ``r`` queries with ``fold_in(query, r)`` (:func:`query_key`).
@@ -129,6 +134,26 @@ class Proposal(NamedTuple):
     policy_state: PolicyState  # the policy's state after select
     probs: Array  # (N, C) the learner's probabilities the policy saw
     uncertainty: Array  # () largest least-confidence of the batch under the proposing model
+
+
+class SelectedIndices(NamedTuple):
+    """Indices chosen outside the core (a recorded selection), given to the simulator as data.
+
+    ``initial`` replaces round 0's random seed set when ``use_initial``;
+    ``query[r - 1]`` replaces round ``r``'s proposal where ``use[r - 1]``.
+    """
+
+    initial: Array  # (n_initial,) int32
+    use_initial: Array  # () bool
+    query: Array  # (R, B) int32
+    use: Array  # (R,) bool
+
+
+@jax.jit
+def with_index(proposal: "Proposal", index: Array) -> "Proposal":
+    """``proposal`` buying ``index`` instead, its uncertainty signal taken on ``index`` (from ``proposal.probs``)."""
+    index = jnp.asarray(index, jnp.int32)
+    return proposal._replace(index=index, uncertainty=batch_uncertainty(proposal.probs[index]))
 
 
 class RoundSignals(NamedTuple):

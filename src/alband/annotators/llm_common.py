@@ -379,6 +379,48 @@ class LLMAnnotator:
                 log.warning("annotator %s: response not cached: %s", self.name, err)
         return annotation
 
+    def max_cost_of(self, rendered: RenderedPrompt) -> float:
+        """Upper bound on the dollars :meth:`complete` can bill for ``rendered`` (module docstring)."""
+        return self._max_cost(rendered)
+
+    def complete(self, rendered: RenderedPrompt, *, subject: str) -> "Completion":
+        """One attempt at any prompt (not a label): the reply's text and what it billed; every text redacted.
+
+        The same request, client, price and failure rules as :meth:`annotate`
+        (module docstring), for callers that bring their own prompt (a
+        selection of items to label): an HTTP error or a missing key raises
+        :class:`AnnotatorError`; a timeout or a dropped connection returns a
+        completion billed at the bound without an answer
+        (``billed_without_answer``); an unreadable body or unusable usage
+        returns no text, charged the bound. The response cache is not used.
+        ``subject`` names the call in log lines and errors.
+        """
+        request = self._request(rendered)
+        bound = self._max_cost(rendered)
+        started = time.perf_counter()
+        client = self._client()
+        try:
+            body_text, _ = self.api.post(client, request)
+        except Exception as err:  # noqa: BLE001 - classified by _failure (raises unless billed)
+            failed = self._failure(Item(-1, subject, ""), err, bound, time.perf_counter() - started)
+            return Completion(None, bound, bound, 0, 0, "", failed.extra.get("invalid_reason", "no answer"),
+                              billed_without_answer=True)
+        try:
+            body = json.loads(body_text)
+            if not isinstance(body, dict):
+                raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+            reply = self._redacted_reply(self.api.read_reply(body, self.price))
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+            reason = f"malformed response body ({type(err).__name__}: {redact_secrets(str(err), self._secrets)[:200]})"
+            return Completion(None, bound, bound, 0, 0, "", reason)
+        if reply.usage is None:
+            return Completion(reply.text, bound, bound, 0, 0, reply.response_id,
+                              f"response has no usable usage ({reply.usage_problem}); charged the bound")
+        usage = reply.usage
+        reason = None if reply.refusal is None else f"refusal: {reply.refusal}"
+        return Completion(reply.text if reply.refusal is None else None, usage.cost_usd, bound, usage.input_tokens,
+                          usage.output_tokens, reply.response_id, reason)
+
     # ----------------------------------------------------------------- internals
     def _redacted_annotation(self, annotation: Annotation) -> Annotation:
         """``annotation`` with every text it holds redacted (the last guard before the ledger)."""
@@ -550,6 +592,20 @@ class LLMAnnotator:
             raw=redact_secrets(reply.text if reply.text is not None else (reply.refusal or ""), self._secrets),
             extra=extra,
         )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What one :meth:`LLMAnnotator.complete` attempt returned: text (None: no usable answer) and money."""
+
+    text: str | None
+    cost_usd: float
+    bound_usd: float
+    input_tokens: int
+    output_tokens: int
+    response_id: str
+    problem: str | None = None  # why there is no usable answer, or why the cost is the bound
+    billed_without_answer: bool = False  # a timeout or dropped connection: charged in full, may be retried
 
 
 def _retry_after_s(response: Any) -> float | None:

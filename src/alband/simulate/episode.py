@@ -89,12 +89,14 @@ from alband.rounds import (
     Evaluation,
     Pool,
     RoundSpec,
+    SelectedIndices,
     after_buy,
     before_buy,
     first_fit,
     initial_indices,
     query_key,
     run_keys,
+    with_index,
 )
 from alband.routing.base import Router
 from alband.simulate.annotator_model import (
@@ -191,8 +193,15 @@ def simulate(
     annotator: SimulatedAnnotator,
     budget_usd: Array | float,
     key: Array,
+    selection: SelectedIndices | None = None,
 ) -> EpisodeTrace:
-    """One seeded episode (module docstring). Jitted; vmap over ``key`` or ``annotator``."""
+    """One seeded episode (module docstring). Jitted; vmap over ``key`` or ``annotator``.
+
+    ``selection`` (optional) holds indices chosen outside the core -- a
+    selection recorded by a live run's selector (:mod:`alband.selection.replay`)
+    -- which replace the seed set and the proposals of the rounds it marks
+    (:class:`alband.rounds.SelectedIndices`).
+    """
     n_items, n_features = data.x.shape
     keys = run_keys(key)
     routed = config.router is not None
@@ -257,6 +266,8 @@ def simulate(
     evaluation = Evaluation(data.x_test, data.y_test, x_stop, data.x_val, data.y_val)
     state = empty_label_state(n_items, config.capacity)
     initial = initial_indices(keys.init, n_items, config.n_initial)
+    if selection is not None:
+        initial = jnp.where(selection.use_initial, jnp.asarray(selection.initial, jnp.int32), initial)
     state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(
         state, router_state, initial, jnp.bool_(False), 0
     )
@@ -279,6 +290,11 @@ def simulate(
     def one_round(carry, round_index):
         state, params, policy_state, router_state, exhausted, previous = carry
         proposal = before_buy(spec, pool, state, params, policy_state, round_index, query_key(keys, round_index))
+        if selection is not None:
+            use = selection.use[round_index - 1]
+            chosen = with_index(proposal, selection.query[round_index - 1])
+            proposal = proposal._replace(index=jnp.where(use, chosen.index, proposal.index),
+                                         uncertainty=jnp.where(use, chosen.uncertainty, proposal.uncertainty))
         after, router_state, labels, accepted, exhausted, arm = purchase(
             state, router_state, proposal.index, exhausted, round_index
         )

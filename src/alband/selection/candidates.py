@@ -1,0 +1,95 @@
+"""The candidates a selector is shown: ``n`` unqueried pool items, shuffled with the run's key.
+
+Three ways to draw them (``[selector] shortlist``):
+
+* ``"uniform"``: ``n`` distinct unqueried items, uniformly at random (ActiveLLM,
+  Bayer et al. 2024, arXiv 2405.10808, shows 200 random unlabelled examples);
+* a registered policy's name: that policy's batch of ``n`` on the round's
+  context (its ``init`` then ``select`` with batch size ``n``), e.g. the
+  ``n`` most uncertain items;
+* ``"kmeans"``: SelectLLM (arXiv 2401.16553) clusters the unlabelled pool into
+  ``n`` groups and shows one item per cluster: Lloyd's algorithm from ``n``
+  random unqueried items (``KMEANS_ITERATIONS`` steps on the unqueried rows),
+  then for each centroid the nearest unqueried item not already taken.
+
+The list is then permuted uniformly at random, so a model's preference for the
+first or last positions does not line up with the policy's ranking. All draws
+come from the selection key of the round, :func:`selection_key`:
+``fold_in(fold_in(query_key_stream, round), SELECTION_STREAM)``, so a resumed
+run shows the same candidates in the same order.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from alband.errors import AlbandError
+from alband.policies.base import QueryPolicy, RoundContext
+from alband.rounds import RunKeys
+
+SELECTION_STREAM = 0x5E1EC7
+KMEANS_ITERATIONS = 10
+BUILT_IN_SHORTLISTS = ("uniform", "kmeans")
+
+
+def selection_key(keys: RunKeys, round_index: int) -> jax.Array:
+    """The key of round ``round_index``'s selection (module docstring)."""
+    return jax.random.fold_in(jax.random.fold_in(keys.query, round_index), SELECTION_STREAM)
+
+
+@partial(jax.jit, static_argnums=2)
+def uniform_candidates(key: jax.Array, queried: jax.Array, n: int) -> jax.Array:
+    """``n`` distinct unqueried indices drawn uniformly (queried ones only when fewer than ``n`` remain)."""
+    score = jnp.where(queried, -1.0, jax.random.uniform(key, queried.shape))
+    return jax.lax.top_k(score, n)[1].astype(jnp.int32)
+
+
+@partial(jax.jit, static_argnums=3)
+def kmeans_candidates(key: jax.Array, x: jax.Array, queried: jax.Array, n: int) -> jax.Array:
+    """One unqueried item per k-means cluster, ``n`` clusters (module docstring)."""
+    free = ~queried
+    start = uniform_candidates(key, queried, n)
+    centroids = x[start]
+
+    def step(centroids, _):
+        distance = jnp.sum((x[:, None, :] - centroids[None, :, :]) ** 2, axis=-1)  # (N, n)
+        nearest = jnp.argmin(distance, axis=1)
+        member = jax.nn.one_hot(nearest, n, dtype=x.dtype) * free[:, None]
+        counts = member.sum(axis=0)
+        means = (member.T @ x) / jnp.maximum(counts, 1.0)[:, None]
+        return jnp.where(counts[:, None] > 0, means, centroids), None
+
+    centroids, _ = jax.lax.scan(step, centroids, None, length=KMEANS_ITERATIONS)
+    distance = jnp.sum((x[:, None, :] - centroids[None, :, :]) ** 2, axis=-1)
+    distance = jnp.where(free[:, None], distance, jnp.inf)
+
+    def pick(taken, column):
+        d = jnp.where(taken, jnp.inf, column)
+        i = jnp.argmin(d)
+        return taken.at[i].set(True), i.astype(jnp.int32)
+
+    _, chosen = jax.lax.scan(pick, queried, distance.T)
+    return chosen
+
+
+def draw_candidates(shortlist: str | QueryPolicy, ctx: RoundContext, key: jax.Array, n: int) -> np.ndarray:
+    """The round's ``n`` candidates as pool indices, in the order shown (module docstring)."""
+    n_free = int(np.sum(~np.asarray(ctx.queried)))
+    n = min(n, n_free)
+    if n < 1:
+        raise AlbandError("the pool has no unqueried item left to select from")
+    k_draw, k_shuffle = jax.random.split(key)
+    if shortlist == "uniform":
+        index = uniform_candidates(k_draw, ctx.queried, n)
+    elif shortlist == "kmeans":
+        index = kmeans_candidates(k_draw, ctx.x, ctx.queried, n)
+    elif isinstance(shortlist, QueryPolicy):
+        index, _ = shortlist.select(shortlist.init(ctx), ctx, k_draw, n)
+    else:
+        raise AlbandError(f"unknown shortlist {shortlist!r} (uniform, kmeans or a policy)")
+    index = np.asarray(index, np.int64)
+    return index[np.asarray(jax.random.permutation(k_shuffle, n))]

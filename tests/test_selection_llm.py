@@ -148,3 +148,56 @@ def test_a_refused_selection_call_leaves_the_batch_to_the_fallback(tmp_path, fak
     (skipped,) = [r for r in rows if r.kind == KIND_SELECTION and r.status == "skipped"]
     assert selector.records[0].outcome == "skipped" and len(selector.records[0].filled) == BATCH
     assert len(set(events[0].proposed)) == BATCH
+
+
+_BASE = """
+[data]
+source = "table"
+path = "reviews.csv"
+
+[policy]
+name = "entropy"
+
+[loop]
+batch_size = 4
+rounds = 2
+initial_labels = 8
+
+[budget]
+usd = 1.0
+
+[annotators.sim]
+kind = "simulated"
+
+[selector]
+model = "m"
+"""
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('mode = "both"', "[selector] mode must be one of cold_start, iterative"),
+    ('prompt = "fancy"', "[selector] prompt must be one of plain, cot"),
+    ("k = 32", "[selector] k = 32 must equal [loop] initial_labels = 8"),
+    ('mode = "iterative"\nk = 8', "[selector] k = 8 must equal [loop] batch_size = 4"),
+    ('shortlist = "margin"', "[selector] shortlist: 'margin' ranks items with a model"),
+    ('fallback = "no_such_policy"', "[selector] fallback:"),
+    ("n_candidates = 0", "[selector] n_candidates must be >= 1"),
+    ('provider = "cohere"', "[selector] provider must be 'openai' or 'anthropic'"),
+    ("temperature = 0.5", "[selector]: unknown key 'temperature'"),
+])
+def test_selector_section_errors_are_one_line(extra, message):
+    from alband.config import parse_config
+    from alband.errors import AlbandError
+
+    with pytest.raises(AlbandError) as err:
+        parse_config(_BASE + extra + "\n", source="run.toml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_selector_section_defaults():
+    from alband.config import parse_config
+
+    selector = parse_config(_BASE, source="run.toml").selector
+    assert (selector.n_candidates, selector.shortlist, selector.prompt, selector.show_labels, selector.mode,
+            selector.fallback, selector.llm["max_tokens"]) == (200, "uniform", "plain", True, "cold_start",
+                                                                "random", 1024)

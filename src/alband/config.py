@@ -32,6 +32,14 @@ Schema (every key is documented in README, "Config reference")::
                     contextual_ts  exploration = 1.0, dual_kappa = 20.0, lambda0 = 0.0
                     cascade, contextual_ts, bts, ucb_bv: audit_rate = 0.1, audit_share = 0.2,
                                    panel_share = 0.1, panel_size = 3 (alband.routing.audit)
+    [selector]    an LLM that picks the items to label (optional section; alband.selection):
+                  kind = "llm", provider = "openai" | "anthropic", model, base_url, api_key_env,
+                  prices and request settings as an LLM annotator's, max_tokens = 1024,
+                  n_candidates = 200, k (the batch it picks: [loop] initial_labels, and
+                  batch_size in iterative mode), shortlist = "uniform" | "kmeans" | a policy
+                  name, prompt = "plain" | "cot", show_labels = true, mode = "cold_start" |
+                  "iterative", fallback = "random" (a policy name), task (the task
+                  description), max_chars = 400 (per candidate text)
 
 Unknown sections or keys, wrong types and impossible values raise
 :class:`~alband.errors.AlbandError` naming the file, the section and the key.
@@ -48,7 +56,7 @@ from typing import Any
 
 from alband.errors import AlbandError
 
-_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing"}
+_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing", "selector"}
 
 _ROUTING_KEYS: dict[str, type | tuple[type, ...]] = {
     "router": str, "annotators": list, "auditor": str, "feedback": str, "label_weight": str,
@@ -181,6 +189,7 @@ class RunConfig:
     text: str = field(repr=False, default="")
     stopping: StoppingConfig | None = None
     routing: RoutingConfig | None = None
+    selector: "SelectorConfig | None" = None
 
     @property
     def sha256(self) -> str:
@@ -301,6 +310,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         text=text,
         stopping=stopping,
         routing=routing,
+        selector=_selector(raw["selector"], loop, source, base_dir) if "selector" in raw else None,
     )
 
 
@@ -480,6 +490,94 @@ def _stopping(table: dict, source: str) -> StoppingConfig:
             "set validation_rows to the number of test rows to hold out"
         )
     return StoppingConfig(rule, {k: float(v) for k, v in params.items()}, stop_set_size, validation_rows)
+
+
+_SELECTOR_LLM_KEYS: dict[str, type | tuple[type, ...]] = {
+    "kind": str, "provider": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
+    "timeout_s": (int, float), "max_retries": int, "input_usd_per_mtok": (int, float),
+    "output_usd_per_mtok": (int, float), "request_overhead_tokens": int, "per_message_overhead_tokens": int,
+    "json_mode": bool, "max_tokens_param": str,
+    "n_candidates": int, "k": int, "shortlist": str, "prompt": str, "show_labels": bool, "mode": str,
+    "fallback": str, "task": str, "max_chars": int,
+}
+
+
+@dataclass(frozen=True)
+class SelectorConfig:
+    """The ``[selector]`` section: an LLM shown ``n_candidates`` items picks each batch (alband.selection)."""
+
+    provider: str
+    llm: dict[str, Any]  # the LLM's table, as an [annotators.NAME] table of kind ``provider``
+    n_candidates: int = 200
+    shortlist: str = "uniform"
+    prompt: str = "plain"
+    show_labels: bool = True
+    mode: str = "cold_start"
+    fallback: str = "random"
+    task: str = ""
+    max_chars: int = 400
+
+
+def _selector(table: dict, loop: LoopConfig, source: str, base_dir: Path | None) -> SelectorConfig:
+    """``[selector]`` (see the module docstring), every value checked before any data loads."""
+    from alband.plugins import POLICIES, resolve_plugin
+    from alband.selection.llm_selector import SELECTION_MODES
+    from alband.selection.prompt import PROMPT_VARIANTS
+
+    section = "selector"
+    _take(table, _SELECTOR_LLM_KEYS, source, section)
+    if table.get("kind", "llm") != "llm":
+        raise AlbandError(f"{_where(source, section, 'kind')} must be 'llm', got {table['kind']!r}")
+    provider = table.get("provider", "openai")
+    if provider not in ("openai", "anthropic"):
+        raise AlbandError(f"{_where(source, section, 'provider')} must be 'openai' or 'anthropic', got {provider!r}")
+    if "model" not in table:
+        raise AlbandError(f"{_where(source, section, 'model')} is required (the selecting model)")
+    if provider == "anthropic":
+        for key in ("json_mode", "max_tokens_param"):
+            if key in table:
+                raise AlbandError(f"{_where(source, section, key)} is an OpenAI setting (provider = 'anthropic')")
+    for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+        if key in table and not (math.isfinite(table[key]) and table[key] >= 0):
+            raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
+                              f"got {table[key]!r}")
+    mode = table.get("mode", "cold_start")
+    if mode not in SELECTION_MODES:
+        raise AlbandError(f"{_where(source, section, 'mode')} must be one of {', '.join(SELECTION_MODES)}, "
+                          f"got {mode!r}")
+    prompt = table.get("prompt", "plain")
+    if prompt not in PROMPT_VARIANTS:
+        raise AlbandError(f"{_where(source, section, 'prompt')} must be one of {', '.join(PROMPT_VARIANTS)}, "
+                          f"got {prompt!r}")
+    n_candidates = _positive_int(table.get("n_candidates", 200), source, section, "n_candidates")
+    max_chars = _positive_int(table.get("max_chars", 400), source, section, "max_chars")
+    _positive_int(table.get("max_tokens", 1024), source, section, "max_tokens")
+    if "k" in table:
+        k = _positive_int(table["k"], source, section, "k")
+        sizes = {"initial_labels": loop.initial_labels}
+        if mode == "iterative":
+            sizes["batch_size"] = loop.batch_size
+        for name, size in sizes.items():
+            if k != size:
+                raise AlbandError(f"{_where(source, section, 'k')} = {k} must equal [loop] {name} = {size}, the "
+                                  f"batch the selector picks in mode '{mode}'")
+    resolved = {}
+    for key, default in (("shortlist", "uniform"), ("fallback", "random")):
+        name = table.get(key, default)
+        if key == "shortlist" and name in ("uniform", "kmeans"):
+            resolved[key] = name
+            continue
+        try:
+            resolved[key] = resolve_plugin(name, POLICIES, search=base_dir)
+        except AlbandError as err:
+            raise AlbandError(f"{_where(source, section, key)}: {err}") from None
+    if mode == "cold_start" and resolved["shortlist"] not in ("uniform", "kmeans"):
+        raise AlbandError(f"{_where(source, section, 'shortlist')}: '{resolved['shortlist']}' ranks items with a "
+                          "model, and a cold start has none; use 'uniform' or 'kmeans', or mode = 'iterative'")
+    llm = {key: table[key] for key in _ANNOTATOR_KEYS[provider] if key in table}
+    llm.setdefault("max_tokens", 1024)
+    return SelectorConfig(provider, llm, n_candidates, resolved["shortlist"], prompt,
+                          table.get("show_labels", True), mode, resolved["fallback"], table.get("task", ""), max_chars)
 
 
 def load_config(path: str | Path) -> RunConfig:

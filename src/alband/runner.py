@@ -148,6 +148,23 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
         raise AlbandError(f"{where}{err}") from None
 
 
+def build_selector(config: RunConfig, task: Task):
+    """The :class:`alband.selection.llm_selector.LLMSelector` of ``[selector]``, or None without the section."""
+    spec = config.selector
+    if spec is None:
+        return None
+    from alband.selection.llm_selector import LLMSelector
+    from alband.selection.prompt import DEFAULT_TASK, SelectionPrompt
+
+    llm = _llm_annotator("selector", spec.provider, spec.llm, task, f"{config.source}: [selector]: ")
+    prompt = SelectionPrompt(spec.prompt, label_names=tuple(task.label_names) if spec.show_labels else None,
+                             task=spec.task or DEFAULT_TASK, max_chars=spec.max_chars)
+    shortlist = spec.shortlist if spec.shortlist in ("uniform", "kmeans") else make_policy(spec.shortlist)
+    return LLMSelector("selector", llm, prompt, ids=task.ids, texts=[task.text(i) for i in range(task.n_items)],
+                       seed=config.loop.seed, n_candidates=spec.n_candidates, shortlist=shortlist, mode=spec.mode,
+                       fallback=make_policy(spec.fallback))
+
+
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
     if config.loop.batch_size > task.n_items:
         raise AlbandError(
@@ -228,7 +245,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         done_rounds = metrics.last_round
         bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{label}")
         try:
-            for event in live_rounds(settings, task, annotator, ledger, validation=validation, **run_options):
+            for event in live_rounds(settings, task, annotator, ledger, validation=validation,
+                                     selector=build_selector(config, task), **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:
                     metrics.append(event.metrics())

@@ -183,6 +183,7 @@ model = "m"
     ('fallback = "no_such_policy"', "[selector] fallback:"),
     ("n_candidates = 0", "[selector] n_candidates must be >= 1"),
     ('provider = "cohere"', "[selector] provider must be 'openai' or 'anthropic'"),
+    ('mode = "meta_arm"', "[selector] mode: 'meta_arm' makes the selector an arm of a meta-bandit"),
     ("temperature = 0.5", "[selector]: unknown key 'temperature'"),
 ])
 def test_selector_section_errors_are_one_line(extra, message):
@@ -201,3 +202,38 @@ def test_selector_section_defaults():
     assert (selector.n_candidates, selector.shortlist, selector.prompt, selector.show_labels, selector.mode,
             selector.fallback, selector.llm["max_tokens"]) == (200, "uniform", "plain", True, "cold_start",
                                                                 "random", 1024)
+
+
+def test_selector_as_an_arm_of_the_meta_bandit(tmp_path, fake_llm_server, monkeypatch):
+    """albl over (entropy, llm_selection): the LLM is asked, and paid, only in the rounds its arm is drawn."""
+    monkeypatch.setenv("ALBAND_TEST_KEY", "test-key")
+    fake_llm_server.responder = _reply
+    task = _task()
+    llm = OpenAIAnnotator("selector-llm", "test-model", task.label_names, Price(2.0, 10.0),
+                          base_url=fake_llm_server.openai_base_url, api_key_env="ALBAND_TEST_KEY", max_tokens=200)
+    selector = LLMSelector("selector", llm, SelectionPrompt("plain"), ids=task.ids, texts=task.texts, seed=3,
+                           n_candidates=20, shortlist=make_policy("margin"), mode="meta_arm",
+                           fallback=make_policy("random"), meta_arm=1)
+    policy = make_policy("albl", strategies=("entropy", "llm_selection"), horizon=8)
+    settings = LoopSettings(LEARNER, policy, BATCH, BATCH, 8, seed=3, budget_usd=5.0)
+    model = llm_annotator()
+    annotator = SimulatedLiveAnnotator("llm", model, run_keys(3).annotate, task.y, task.text_chars, task.text_bytes)
+    with Ledger.open(tmp_path / "ledger.sqlite", create=True) as ledger:
+        events = list(live_rounds(settings, task, annotator, ledger, expected_cost_usd=annotator.expected_cost_usd(),
+                                  selector=selector))
+        records = recorded_selections(ledger)
+    selected = [r.round for r in records]
+    assert 0 < len(selected) < 8 and 0 not in selected and fake_llm_server.request_count == len(selected)
+    chosen = selected_indices(records, 3, task.ids, n_initial=BATCH, batch_size=BATCH, n_rounds=8)
+    trace = simulate(EpisodeConfig(LEARNER, policy, BATCH, BATCH, 8), task.episode_data(), model, 5.0,
+                     jax.random.PRNGKey(3), chosen)
+    assert np.asarray(trace.query_index).tolist() == [e.proposed for e in events[1:]]
+    np.testing.assert_allclose([e.test_accuracy for e in events], np.asarray(trace.test_accuracy), atol=1e-6)
+
+
+def test_selector_meta_arm_config_runs_with_albl():
+    from alband.config import parse_config
+
+    text = _BASE.replace('name = "entropy"', 'name = "albl"\nstrategies = ["entropy", "llm_selection"]')
+    config = parse_config(text + 'mode = "meta_arm"\nk = 4\n', source="run.toml")
+    assert config.selector.mode == "meta_arm"

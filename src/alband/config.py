@@ -38,7 +38,7 @@ Schema (every key is documented in README, "Config reference")::
                   n_candidates = 200, k (the batch it picks: [loop] initial_labels, and
                   batch_size in iterative mode), shortlist = "uniform" | "kmeans" | a policy
                   name, prompt = "plain" | "cot", show_labels = true, mode = "cold_start" |
-                  "iterative", fallback = "random" (a policy name), task (the task
+                  "iterative" | "meta_arm" (an arm "llm_selection" of [policy] albl / meta_ts), fallback = "random" (a policy name), task (the task
                   description), max_chars = 400 (per candidate text)
 
 Unknown sections or keys, wrong types and impossible values raise
@@ -310,7 +310,8 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         text=text,
         stopping=stopping,
         routing=routing,
-        selector=_selector(raw["selector"], loop, source, base_dir) if "selector" in raw else None,
+        selector=(_selector(raw["selector"], loop, policy_name, policy, source, base_dir)
+                  if "selector" in raw else None),
     )
 
 
@@ -518,7 +519,8 @@ class SelectorConfig:
     max_chars: int = 400
 
 
-def _selector(table: dict, loop: LoopConfig, source: str, base_dir: Path | None) -> SelectorConfig:
+def _selector(table: dict, loop: LoopConfig, policy_name: str, policy_params: dict, source: str,
+              base_dir: Path | None) -> SelectorConfig:
     """``[selector]`` (see the module docstring), every value checked before any data loads."""
     from alband.plugins import POLICIES, resolve_plugin
     from alband.selection.llm_selector import SELECTION_MODES
@@ -552,10 +554,18 @@ def _selector(table: dict, loop: LoopConfig, source: str, base_dir: Path | None)
     n_candidates = _positive_int(table.get("n_candidates", 200), source, section, "n_candidates")
     max_chars = _positive_int(table.get("max_chars", 400), source, section, "max_chars")
     _positive_int(table.get("max_tokens", 1024), source, section, "max_tokens")
+    if mode == "meta_arm":
+        from alband.policies.llm_arm import LLM_ARM
+
+        strategies = policy_params.get("strategies")
+        if policy_name not in ("albl", "meta_ts") or not isinstance(strategies, list) or LLM_ARM not in strategies:
+            raise AlbandError(f"{_where(source, section, 'mode')}: 'meta_arm' makes the selector an arm of a "
+                              f"meta-bandit: set [policy] name = \"albl\" or \"meta_ts\" with '{LLM_ARM}' among its "
+                              "strategies")
     if "k" in table:
         k = _positive_int(table["k"], source, section, "k")
-        sizes = {"initial_labels": loop.initial_labels}
-        if mode == "iterative":
+        sizes = {} if mode == "meta_arm" else {"initial_labels": loop.initial_labels}
+        if mode != "cold_start":
             sizes["batch_size"] = loop.batch_size
         for name, size in sizes.items():
             if k != size:

@@ -536,7 +536,7 @@ def live_rounds(
     for round_index in range(1, settings.n_rounds + 1):
         r = jnp.int32(round_index)
         proposal = before_buy(spec, pool, state, params, policy_state, r, query_key(keys, r))
-        if selector is not None and selector.wants(round_index):
+        if selector is not None and selector.wants(round_index, proposal):
             proposal = with_index(proposal, select(round_index, params, proposal.probs, settings.batch_size))
         before = state
         bought_round = buy(round_index, proposal.index)

@@ -160,9 +160,14 @@ def build_selector(config: RunConfig, task: Task):
     prompt = SelectionPrompt(spec.prompt, label_names=tuple(task.label_names) if spec.show_labels else None,
                              task=spec.task or DEFAULT_TASK, max_chars=spec.max_chars)
     shortlist = spec.shortlist if spec.shortlist in ("uniform", "kmeans") else make_policy(spec.shortlist)
+    meta_arm = None
+    if spec.mode == "meta_arm":
+        from alband.policies.llm_arm import LLM_ARM
+
+        meta_arm = list(config.policy_params["strategies"]).index(LLM_ARM)
     return LLMSelector("selector", llm, prompt, ids=task.ids, texts=[task.text(i) for i in range(task.n_items)],
                        seed=config.loop.seed, n_candidates=spec.n_candidates, shortlist=shortlist, mode=spec.mode,
-                       fallback=make_policy(spec.fallback))
+                       fallback=make_policy(spec.fallback), meta_arm=meta_arm)
 
 
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:

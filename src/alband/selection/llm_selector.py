@@ -27,7 +27,12 @@ attempts (a ``'skipped'`` row), leaves the whole batch to the fallback policy.
 
 **Modes.** ``"cold_start"``: the selector picks round 0's seed set (no label
 yet, as in ActiveLLM) and the configured policy runs every later round;
-``"iterative"``: it picks every round's batch, round 0 included.
+``"iterative"``: it picks every round's batch, round 0 included;
+``"meta_arm"``: it is an arm of a meta-bandit ``[policy]`` (``albl``,
+``meta_ts``) whose strategies list ``llm_selection``
+(:mod:`alband.policies.llm_arm`), and picks the batch of the rounds (from 1)
+in which the meta-bandit drew that arm (``meta_arm``: its position among the
+strategies, read from the proposal's policy state).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
 
 KIND_SELECTION = "selection"
-SELECTION_MODES = ("cold_start", "iterative")
+SELECTION_MODES = ("cold_start", "iterative", "meta_arm")
 
 
 class Selector(Protocol):
@@ -58,8 +63,8 @@ class Selector(Protocol):
 
     name: str
 
-    def wants(self, round_index: int) -> bool:
-        """Whether this selector chooses round ``round_index``'s batch."""
+    def wants(self, round_index: int, proposal=None) -> bool:
+        """Whether this selector chooses round ``round_index``'s batch (``proposal``: the policy's, from round 1)."""
 
     def choose(self, round_index: int, ctx: RoundContext, key: jax.Array, size: int, ledger: Ledger,
                guard: BudgetGuard) -> np.ndarray:
@@ -90,11 +95,14 @@ class LLMSelector:
 
     def __init__(self, name: str, llm: LLMAnnotator, prompt: SelectionPrompt, *, ids: Sequence[str],
                  texts: Sequence[str], seed: int, n_candidates: int = 200, shortlist: str | QueryPolicy = "uniform",
-                 mode: str = "cold_start", fallback: QueryPolicy) -> None:
+                 mode: str = "cold_start", fallback: QueryPolicy, meta_arm: int | None = None) -> None:
         if mode not in SELECTION_MODES:
             raise AlbandError(f"selector mode must be one of {', '.join(SELECTION_MODES)}, got {mode!r}")
         if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
             raise AlbandError(f"n_candidates must be an integer >= 1, got {n_candidates!r}")
+        if (mode == "meta_arm") != (meta_arm is not None):
+            raise AlbandError("mode 'meta_arm' needs the arm's position among the meta-bandit's strategies "
+                              "(meta_arm), and only that mode takes one")
         if mode == "cold_start" and isinstance(shortlist, QueryPolicy):
             raise AlbandError(f"shortlist '{shortlist.name}' needs a model, and a cold start has none: "
                               "use 'uniform' or 'kmeans', or mode = 'iterative'")
@@ -107,12 +115,18 @@ class LLMSelector:
         self.n_candidates = n_candidates
         self.shortlist = shortlist
         self.mode = mode
+        self.meta_arm = meta_arm
         self.fallback = fallback
         self.records: list[SelectionRecord] = []
         self._position = {item_id: k for k, item_id in enumerate(self.ids)}
 
-    def wants(self, round_index: int) -> bool:
-        return round_index == 0 if self.mode == "cold_start" else True
+    def wants(self, round_index: int, proposal=None) -> bool:
+        if self.mode == "cold_start":
+            return round_index == 0
+        if self.mode == "iterative":
+            return True
+        arm = getattr(getattr(proposal, "policy_state", None), "arm", None)
+        return round_index >= 1 and arm is not None and int(arm) == self.meta_arm
 
     def choose(self, round_index: int, ctx: RoundContext, key: jax.Array, size: int, ledger: Ledger,
                guard: BudgetGuard) -> np.ndarray:

@@ -74,6 +74,12 @@ def _reply(request) -> Reply:
     return Reply(text=json.dumps({"reasons": "diverse", "indices": [2, 2, "three", 999, 1, 3]}))
 
 
+def _cot_reply(request) -> Reply:
+    """:func:`_reply`, after checking the prompt is chain-of-thought with the label set."""
+    assert "The labels are: a, b, c" in request.prompt_text and "step by step" in request.prompt_text
+    return _reply(request)
+
+
 def _run(task, ledger_path, selector, budget=5.0):
     settings = LoopSettings(LEARNER, make_policy("entropy"), BATCH, BATCH, 4, seed=3, budget_usd=budget)
     model = llm_annotator()
@@ -88,7 +94,7 @@ def _run(task, ledger_path, selector, budget=5.0):
 @pytest.mark.parametrize("shortlist", ["margin", "kmeans"])
 def test_selection_rounds_end_to_end_repaired_charged_replayed(tmp_path, fake_llm_server, monkeypatch, shortlist):
     monkeypatch.setenv("ALBAND_TEST_KEY", "test-key")
-    fake_llm_server.responder = _reply
+    fake_llm_server.responder = _cot_reply
     task = _task()
     selector = _selector(fake_llm_server, task, shortlist=shortlist)
     settings, model, events, rows = _run(task, tmp_path / "ledger.sqlite", selector)
@@ -237,3 +243,61 @@ def test_selector_meta_arm_config_runs_with_albl():
     text = _BASE.replace('name = "entropy"', 'name = "albl"\nstrategies = ["entropy", "llm_selection"]')
     config = parse_config(text + 'mode = "meta_arm"\nk = 4\n', source="run.toml")
     assert config.selector.mode == "meta_arm"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_selection_reply_is_redacted_before_the_ledger(tmp_path, fake_llm_server, monkeypatch, provider):
+    from alband.annotators.anthropic_annotator import AnthropicAnnotator
+
+    secret = "sk-selection-secret-never-written"
+    fake_llm_server.api_key = secret
+    monkeypatch.setenv("ALBAND_TEST_KEY", secret)
+    fake_llm_server.responder = lambda request: Reply(
+        text=json.dumps({"indices": [1, 2, 3, 4, 5, 6], "reasons": f"my key is {secret}"}))
+    task = _task()
+    cls, base = ((OpenAIAnnotator, fake_llm_server.openai_base_url) if provider == "openai"
+                 else (AnthropicAnnotator, fake_llm_server.anthropic_base_url))
+    llm = cls("selector-llm", "test-model", task.label_names, Price(2.0, 10.0), base_url=base,
+              api_key_env="ALBAND_TEST_KEY", max_tokens=200)
+    selector = LLMSelector("selector", llm, SelectionPrompt("plain", label_names=None), ids=task.ids,
+                           texts=task.texts, seed=3, n_candidates=20, mode="cold_start",
+                           fallback=make_policy("random"))
+    _, _, events, rows = _run(task, tmp_path / "ledger.sqlite", selector)
+    (charge,) = [r for r in rows if r.kind == KIND_SELECTION]
+    assert charge.status == "settled" and charge.extra["repairs"]["shortfall"] == 0
+    assert charge.cost_usd == pytest.approx((charge.input_tokens * 2.0 + charge.output_tokens * 10.0) / 1e6)
+    assert "The labels are" not in fake_llm_server.requests[0].prompt_text  # show_labels off
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"the API key was written to {path}"
+
+
+def test_kmeans_candidates_one_per_cluster_distinct_and_unqueried():
+    from alband.selection.candidates import kmeans_candidates, uniform_candidates
+
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0], [20, 0], [0, 20], [20, 20]], np.float32)
+    group = np.repeat(np.arange(4), 30)
+    x = jax.numpy.asarray(centers[group] + rng.normal(size=(120, 2)).astype(np.float32))
+    queried = np.zeros(120, bool)
+    queried[:10] = True
+    picks = np.asarray(kmeans_candidates(jax.random.PRNGKey(1), x, jax.numpy.asarray(queried), 4))
+    assert sorted(group[picks]) == [0, 1, 2, 3] and not queried[picks].any()
+    many = np.asarray(kmeans_candidates(jax.random.PRNGKey(2), x, jax.numpy.asarray(queried), 40))
+    assert len(set(many.tolist())) == 40 and not queried[many].any()
+    uniform = np.asarray(uniform_candidates(jax.random.PRNGKey(3), jax.numpy.asarray(queried), 110))
+    assert sorted(uniform.tolist()) == list(range(10, 120))
+
+
+def test_a_dropped_selection_call_is_charged_in_full_then_retried(tmp_path, fake_llm_server, monkeypatch):
+    monkeypatch.setenv("ALBAND_TEST_KEY", "test-key")
+    fake_llm_server.enqueue(Reply(drop_connection=True))
+    fake_llm_server.responder = _reply
+    task = _task()
+    selector = _selector(fake_llm_server, task, mode="cold_start")
+    _, _, events, rows = _run(task, tmp_path / "ledger.sqlite", selector)
+    charges = [r for r in rows if r.kind == KIND_SELECTION]
+    assert [r.status for r in charges] == ["charged", "settled"] and fake_llm_server.request_count == 2
+    assert charges[0].cost_usd == charges[0].reserved_usd  # it may have been billed: counted at its bound
+    assert events[-1].spent_usd == pytest.approx(sum(r.cost_usd for r in rows))
+    assert [task.ids[i] for i in events[0].proposed] == charges[1].extra["picked"] + charges[1].extra["filled"]

@@ -301,3 +301,12 @@ def test_a_dropped_selection_call_is_charged_in_full_then_retried(tmp_path, fake
     assert charges[0].cost_usd == charges[0].reserved_usd  # it may have been billed: counted at its bound
     assert events[-1].spent_usd == pytest.approx(sum(r.cost_usd for r in rows))
     assert [task.ids[i] for i in events[0].proposed] == charges[1].extra["picked"] + charges[1].extra["filled"]
+
+
+def test_alband_simulate_refuses_a_selector_section():
+    from alband.cli.simulate import simulate_config
+    from alband.config import parse_config
+    from alband.errors import AlbandError
+
+    with pytest.raises(AlbandError, match=r"run.toml: \[selector\]: an LLM's selections cannot be simulated"):
+        simulate_config(parse_config(_BASE, source="run.toml"), seeds=1)

@@ -59,6 +59,10 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
 
     if seeds < 1:
         raise AlbandError("simulate: --seeds must be >= 1")
+    if config.selector is not None:
+        raise AlbandError(f"{config.source}: [selector]: an LLM's selections cannot be simulated, only replayed "
+                          "from a run's records (alband.selection.replay.selected_indices, simulate(..., selection)); "
+                          "remove [selector] to simulate the policy alone")
     enable_compilation_cache()
     if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
         raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")

@@ -189,3 +189,56 @@ def test_router_escalates_all_when_the_cheap_annotator_is_noisy():
     trace = replay(router, stream, jnp.arange(600), 1e6, jax.random.PRNGKey(1), auditor=1)
     kept_cheap = (np.asarray(trace.label_arm) == 0) & ~np.asarray(trace.audited)
     assert kept_cheap.mean() < 0.05
+
+
+def test_router_runs_in_simulate_and_live_alike_through_the_registry(tmp_path):
+    """Registered by name, the router buys the same items, arms and dollars in the simulator and the live loop.
+
+    The cheap annotator's confidence is the pool's last feature column: high where
+    its (seeded, hence known in advance) answer is right, low where it is wrong.
+    """
+    from alband.annotators.simulated import SimulatedLiveAnnotator
+    from alband.costs.prices import Price
+    from alband.loop import LoopSettings, RoutingSettings, live_rounds
+    from alband.models import SoftmaxRegression
+    from alband.policies import make_policy
+    from alband.purchase.routed import arm_key
+    from alband.rounds import run_keys
+    from alband.simulate import EpisodeConfig, make_simulated_annotator, noisy_labels, simulate, stack_annotators
+    from alband.store.ledger import Ledger
+    from alband.task import Task
+
+    from helpers import blobs, llm_annotator
+
+    n_initial, batch, rounds, seed = 4, 8, 6, 5
+    names = ("cheap", "human")
+    models = [llm_annotator(flip_rate=0.3, p_in=0.1, p_out=0.4), make_simulated_annotator(3, Price(usd_per_label=1e-4))]
+    x, y, xt, yt, chars = blobs(n=80)
+    annotate = run_keys(seed).annotate
+    cheap_answer = np.asarray(noisy_labels(models[0], arm_key(annotate, 0), jnp.arange(len(y)), jnp.asarray(y)))
+    rng = np.random.default_rng(0)
+    conf = np.where(cheap_answer == y, rng.uniform(0.9, 1.0, len(y)), rng.uniform(0.0, 0.5, len(y)))
+    x = np.concatenate([x, conf[:, None].astype(np.float32)], 1)
+    xt = np.concatenate([xt, np.full((len(yt), 1), 0.5, np.float32)], 1)
+    task = Task("blobs", np.array([f"item-{i}" for i in range(len(y))]), ["w" * int(c) for c in chars], x, y, xt, yt,
+                ("a", "b", "c"))
+    router = make_router("trust_escalate", chain=[0, 1], confidence_features=[x.shape[1] - 1], alpha=0.3, delta=0.3,
+                         audit_rate=0.6, grid_size=5, calibration_size=32)
+    learner, policy = SoftmaxRegression(3, max_iter=30), make_policy("random")
+    config = EpisodeConfig(learner, policy, n_initial, batch, rounds, router=router, auditor=1)
+    trace = simulate(config, task.episode_data(), stack_annotators(models), 100.0, jax.random.PRNGKey(seed))
+
+    annotators = [SimulatedLiveAnnotator(name, model, arm_key(annotate, k), task.y, task.text_chars, task.text_bytes)
+                  for k, (name, model) in enumerate(zip(names, models))]
+    settings_ = LoopSettings(learner, policy, n_initial, batch, rounds, seed=seed, budget_usd=100.0)
+    with Ledger.open(tmp_path / "ledger.sqlite", create=True) as ledger:
+        events = list(live_rounds(settings_, task, annotators, ledger, routing=RoutingSettings(router, auditor=1)))
+    index = [np.asarray(trace.initial_index).tolist()] + np.asarray(trace.query_index).tolist()
+    arms = [np.asarray(trace.initial_arm).tolist()] + np.asarray(trace.query_arm).tolist()
+    for r, event in enumerate(events):
+        assert event.proposed == index[r], f"round {r}"
+        assert event.label_arms == arms[r], f"round {r}"
+    np.testing.assert_allclose([e.spent_usd for e in events], np.asarray(trace.spent_usd), rtol=1e-5)
+    # The threshold was certified during the run: the cheap annotator labelled some items, the human others.
+    label_arms = [k for e in events[1:] for k in e.label_arms]
+    assert 0 in label_arms and 1 in label_arms

@@ -191,6 +191,7 @@ def test_router_escalates_all_when_the_cheap_annotator_is_noisy():
     assert kept_cheap.mean() < 0.05
 
 
+@pytest.mark.slow
 def test_router_runs_in_simulate_and_live_alike_through_the_registry(tmp_path):
     """Registered by name, the router buys the same items, arms and dollars in the simulator and the live loop.
 

@@ -94,7 +94,8 @@ def clopper_pearson_upper(errors: np.ndarray, n: np.ndarray, delta: float) -> np
     """One-sided ``1 - delta`` Clopper-Pearson upper bound of a rate from ``errors`` of ``n`` (1 when n = 0)."""
     errors, n = np.asarray(errors, np.float64), np.asarray(n, np.float64)
     safe_n = np.maximum(n, 1.0)
-    bound = np.where(errors >= safe_n, 1.0, _stats.beta.ppf(1.0 - delta, errors + 1.0, np.maximum(safe_n - errors, 1e-9)))
+    ppf = _stats.beta.ppf(1.0 - delta, errors + 1.0, np.maximum(safe_n - errors, 1e-9))
+    bound = np.where(errors >= safe_n, 1.0, ppf)
     return np.where(n > 0, bound, 1.0)
 
 

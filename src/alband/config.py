@@ -3,6 +3,8 @@
 Schema (every key is documented in README, "Config reference")::
 
     [data]        source = "bbc_news" | "folder" | "table" | "npy", path, ... (alband.data)
+                  kind = "pairs" for a preference task: source = "hh_rlhf" | "trl" |
+                  "candidates" | "synthetic_candidates" (alband.data.pair_spec)
     [learner]     c = 1.0, max_iter = 200, tol = 1e-5
     [policy]      name = "entropy", plus the policy's hyper-parameters
     [loop]        batch_size, rounds, initial_labels, seed, annotator
@@ -40,6 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from alband.errors import AlbandError
+
+#: ``[data] kind``: "labels" (a classification task, the default) or "pairs" (a preference task,
+#: :mod:`alband.data.pair_spec`).
+DATA_KINDS = ("labels", "pairs")
 
 _SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing"}
 
@@ -168,6 +174,11 @@ class RunConfig:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    @property
+    def task_kind(self) -> str:
+        """``"pairs"`` for a preference task, else ``"labels"``."""
+        return self.data.get("kind", "labels")
+
 
 def _where(source: str, section: str, key: str | None = None) -> str:
     return f"{source}: [{section}]" + (f" {key}" if key else "")
@@ -207,6 +218,11 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
             raise AlbandError(f"{source}: missing section [{section}]")
 
     data = raw["data"]
+    if "kind" in data and data["kind"] not in DATA_KINDS:
+        raise AlbandError(f"{_where(source, 'data', 'kind')} must be one of "
+                          f"{', '.join(repr(k) for k in DATA_KINDS)}, got {data['kind']!r}")
+    if data.get("kind") == "labels":
+        data = {k: v for k, v in data.items() if k != "kind"}
     if "source" not in data:
         raise AlbandError(f"{_where(source, 'data', 'source')} is required (bbc_news, folder, table or npy)")
 

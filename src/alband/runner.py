@@ -35,10 +35,16 @@ _STATUS_KEY = "status"
 
 
 def load_task(config: RunConfig, *, quiet: bool = False) -> Task:
-    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar)."""
+    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar).
+
+    A ``kind = "pairs"`` table gives a :class:`~alband.data.pair_task.PairTask` instead.
+    """
+    from alband.data.pair_spec import is_pair_spec, load_pair_task
     from alband.data.spec import load_dataset
 
     try:
+        if is_pair_spec(config.data):
+            return load_pair_task(config.data, base_dir=config.base_dir, progress=False if quiet else None)
         dataset = load_dataset(config.data, base_dir=config.base_dir, progress=False if quiet else None)
     except AlbandError as err:
         message = str(err)

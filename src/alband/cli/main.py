@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub) -> None:
     """The commands whose options live with them: ``simulate``, ``bench ...``, ``route replay``."""
-    from alband.cli import bench, route, simulate
+    from alband.cli import bench, export, route, simulate
 
     simulate.register(sub)
     bench.register(sub)
     route.register(sub)
+    export.register(sub)
     from alband.sweep.cli import register as register_sweep
 
     register_sweep(sub)

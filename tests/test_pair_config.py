@@ -147,3 +147,36 @@ def test_bad_npy_embeddings_name_the_file(tmp_path, capsys):
 def test_unknown_data_kind_names_the_config(tmp_path):
     with pytest.raises(AlbandError, match=r"run.toml: \[data\] kind must be one of 'labels', 'pairs'"):
         parse_config('[data]\nkind = "rankings"\nsource = "x"\n' + REST, source=str(tmp_path / "run.toml"))
+
+
+def test_judges_of_a_pair_task_are_built_from_the_annotator_tables(tmp_path):
+    from alband.annotators.pair_judge import LLMPairJudge
+    from alband.annotators.simulated_judge import SimulatedLivePairJudge
+    from alband.runner import build_annotator
+
+    write_jsonl(tmp_path / "prefs.jsonl", trl_rows())
+    data = 'source = "trl"\npath = "prefs.jsonl"\nembedder = "tfidf"\ndims = 8\n'
+    text = (f"[data]\nkind = \"pairs\"\n{data}\n" + REST.replace('usd_per_label = 0.01',
+            'usd_per_label = 0.01\nposition_bias = 0.2\ntie_rate = 0.1\nflip_rate = 0.05')
+            + '\n[annotators.llm]\nkind = "openai"\nmodel = "judge-model"\nbase_url = "http://127.0.0.1:9"\n'
+              'input_usd_per_mtok = 1.0\noutput_usd_per_mtok = 2.0\nboth_orders = true\n')
+    cfg = parse_config(text, source="run.toml", base_dir=tmp_path)
+    task = load_task(cfg)
+    judge, expected, weight = build_annotator(cfg, task, "judge")
+    assert isinstance(judge, SimulatedLivePairJudge) and expected.shape == (task.n_items,) and weight == 1.0
+    answers = judge.answers()
+    assert set(answers.tolist()) <= {-1, 0, 1}
+    llm, _, _ = build_annotator(cfg, task, "llm")
+    assert isinstance(llm, LLMPairJudge) and llm.both_orders and llm.label_names == ("first", "second")
+    assert llm.max_cost_usd(task.item(0)) > 0
+
+
+def test_judge_keys_on_a_label_task_are_one_line(tmp_path):
+    from alband.runner import build_annotator
+
+    (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(20)))
+    text = ('[data]\nsource = "table"\npath = "t.csv"\ndims = 4\n' + REST.replace('usd_per_label = 0.01',
+                                                                              'usd_per_label = 0.01\ntie_rate = 0.1'))
+    cfg = parse_config(text, source="run.toml", base_dir=tmp_path)
+    with pytest.raises(AlbandError, match=r"run.toml: \[annotators.judge\]: 'tie_rate' applies to a preference task"):
+        build_annotator(cfg, load_task(cfg), "judge")

@@ -66,6 +66,10 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_output_tokens": int,
         "chars_per_token": (int, float),
         "label_weight": (int, float),
+        # a preference task's judge only (alband.simulate.judge_model)
+        "position_bias": (int, float),
+        "tie_rate": (int, float),
+        "beta": (int, float),
     },
     "anthropic": {
         "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
@@ -73,6 +77,7 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "prompt_cache": str, "label_weight": (int, float),
         "request_overhead_tokens": int, "per_message_overhead_tokens": int,
+        "both_orders": bool, "allow_tie": bool,
     },
     "openai": {
         "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
@@ -80,6 +85,7 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "json_mode": bool, "logprobs": bool, "max_tokens_param": str, "label_weight": (int, float),
         "request_overhead_tokens": int, "per_message_overhead_tokens": int,
+        "both_orders": bool, "allow_tie": bool,
     },
     "human": {
         "kind": str, "usd_per_label": (int, float), "usd_per_hour": (int, float),

@@ -66,13 +66,15 @@ class LLMPairJudge(LLMAnnotator):
     ``provider_options`` are the adapter's (``prompt_cache``, ``thinking``,
     ``effort`` for Anthropic; ``json_mode``, ``logprobs``,
     ``max_tokens_param``, ``reasoning_effort`` for OpenAI); ``allow_tie``
-    offers the judge a tie. Every other keyword is that of
+    offers the judge a tie; ``both_orders`` tells the loop to ask every pair
+    in both orders (two requests, :func:`alband.annotators.pair_orders.order_items`).
+    Every other keyword is that of
     :class:`~alband.annotators.llm_common.LLMAnnotator` (few-shot examples
     and label descriptions do not apply to comparisons).
     """
 
     def __init__(self, name: str, model: str, price: Price, *, provider: Literal["anthropic", "openai"],
-                 instructions: str = DEFAULT_PAIR_INSTRUCTIONS, allow_tie: bool = True,
+                 instructions: str = DEFAULT_PAIR_INSTRUCTIONS, allow_tie: bool = True, both_orders: bool = False,
                  provider_options: dict[str, Any] | None = None, api_key_env: str | None | object = ...,
                  **options: Any) -> None:
         for forbidden in ("examples", "label_descriptions"):
@@ -86,6 +88,7 @@ class LLMPairJudge(LLMAnnotator):
         key_env = _DEFAULT_KEY_ENV[provider] if api_key_env is ... else api_key_env
         super().__init__(name, model, JUDGE_ANSWERS, price, api=api, api_key_env=key_env, **options)
         self._template_bytes = self.pair_prompt.template_utf8_bytes()
+        self.both_orders = bool(both_orders)
 
     @property
     def label_names(self) -> tuple[str, ...]:

@@ -84,6 +84,13 @@ class PairTask:
             return Item(pool_index, pair_id, "")
         return pair_item(pool_index, pair_id, *self.pair_texts(pool_index))
 
+    def require_gold(self, why: str) -> None:
+        """An :class:`AlbandError` unless every pool pair has its gold preference (simulated judges need it)."""
+        missing = np.flatnonzero(self.y < 0)
+        if missing.size:
+            raise AlbandError(f"{why} needs the gold preference of every pool pair; pair '{self.ids[missing[0]]}' "
+                              f"and {missing.size - 1} more have none (give a 'ranking')")
+
     @property
     def text_bytes(self) -> np.ndarray:
         """UTF-8 bytes of every pool pair's :meth:`text` (token counts of simulated judges)."""

@@ -171,7 +171,8 @@ def test_uncertainty_policies_on_a_large_pool_pick_the_xla_batch(name):
     params = SoftmaxParams(jnp.asarray(rng.standard_normal((64, 5), dtype=np.float32) * 0.3),
                            jnp.asarray(rng.standard_normal(5, dtype=np.float32) * 0.1))
     queried = jnp.asarray(rng.random(n) < 0.3)
-    ctx = RoundContext(x, queried, predict_proba(params, x), params, jnp.ones(n, jnp.float32), jnp.int32(1))
+    ctx = RoundContext(x, queried, predict_proba(params, x), params, jnp.ones(n, jnp.float32), jnp.int32(1),
+                       head=(params.w, params.b))
     policy = make_policy(name)
     jaxpr = str(jax.make_jaxpr(lambda c: policy.select((), c, jax.random.key(0), 50)[0])(ctx))
     assert "alband_pool_uncertainty" in jaxpr

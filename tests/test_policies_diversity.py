@@ -50,6 +50,7 @@ def _context(x, probs, queried, w=None, b=None, cost=None) -> RoundContext:
         params=SoftmaxParams(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)),
         cost_usd=jnp.ones(n, jnp.float32) if cost is None else jnp.asarray(cost, jnp.float32),
         round=jnp.int32(1),
+        head=(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)),
     )
 
 

@@ -13,7 +13,7 @@ from alband.costs.prices import Price
 from alband.models import SoftmaxRegression
 from alband.policies import make_policy
 from alband.pool import empty_label_state, record_annotations
-from alband.rounds import affordable
+from alband.purchase.rule import affordable
 from alband.simulate import (
     EpisodeConfig,
     annotation_cost_usd,

@@ -1,20 +1,44 @@
-"""The pure steps of one active-learning round, shared by the simulator and the live loop.
+"""One active-learning round as two pure steps around a purchase, shared by both drivers.
 
 The survey's Algorithm 1 (initialize, then query -> annotate -> train until a
-stopping rule fires) is split into jitted steps so that
-:func:`alband.simulate.simulate` (a ``lax.scan``) and the live loop
-(:mod:`alband.loop`, with real annotators and a ledger) call the *same*
-functions with the same keys:
+stopping rule fires) is written once, here, as pure jittable steps; the two
+drivers differ only in how they *buy*:
 
-* keys: ``PRNGKey(seed)`` splits into ``init``, ``query`` and ``annotate`` keys;
-  round ``r`` queries with ``fold_in(query, r)``;
-* :func:`initial_indices`: a uniformly random seed set;
-* :func:`propose`: predictive probabilities of the current learner, then the
-  policy's ``select``;
-* :func:`affordable`: which proposed items are bought: fresh (never queried)
-  and within the budget, in batch order, stopping at the first item whose
-  reservation does not fit (:func:`alband.costs.affordable_prefix`);
-* :func:`train`: warm-started refit on the filled part of the training buffer.
+* :func:`alband.simulate.simulate` (a ``lax.scan``) buys from simulated
+  annotators inside the scan;
+* the live loop (:func:`alband.loop.live_rounds`) buys from real
+  annotators through the ledger protocol.
+
+A round ``r >= 1`` is::
+
+    proposal            = before_buy(spec, pool, state, params, policy_state, r, key)
+    state', labels, ... = <the driver's purchase of proposal.index>
+    params', policy_state', signals = after_buy(spec, pool, evaluation, state, state', params,
+                                                proposal, labels, accepted, r, previous)
+
+* :func:`before_buy`: the round context (the learner's probabilities on the
+  pool -- the one full-pool pass of the round -- its posterior and linear
+  head, lazily: a policy that does not read them does not pay) and the
+  policy's ``select``; it also returns the batch's largest least-confidence
+  (a stopping signal) and the probabilities themselves.
+* the purchase (the drivers'): buy the fresh proposed items the budget
+  covers, in batch order (:mod:`alband.purchase`, one rule for both drivers).
+* :func:`after_buy`: the policy's ``update`` with the *same* context as the
+  proposal (the probabilities are carried, not recomputed), the warm-started
+  refit on the training buffer, and the round's signals (test and validation
+  accuracy, stop-set predictions, Cohen's kappa, change rate and confidence:
+  :mod:`alband.stopping.signals`).
+
+Round 0 buys a uniformly random seed set (:func:`initial_indices`) and calls
+:func:`first_fit` (fit from ``learner.init``, the policy's ``init``, signals).
+
+The seam between ``before_buy`` and the purchase is where a selector outside
+the core plugs in: the live driver may show ``proposal`` (a shortlist, with
+``probs``) to a shell-side chooser and buy what it picks; ``after_buy`` reads
+only the indices, labels and acceptance of what was bought.
+
+Keys: ``PRNGKey(seed)`` splits into ``init``, ``query`` and ``annotate`` keys;
+round ``r`` queries with ``fold_in(query, r)`` (:func:`query_key`).
 
 Training on the filled part. The buffer has a static capacity ``M`` (the most
 labels a run can buy), but after ``r`` rounds only ``n_train`` slots hold
@@ -26,21 +50,22 @@ instead of 2,010. The prefix is chosen from ``filled_bound``, the most slots
 the round can have filled (``n_initial + batch_size * round``), which is the
 same for every seed and annotator setting: under ``jax.vmap`` the switch stays
 a switch (a batched index would turn it into a select evaluating every
-prefix), and the live loop, passing the same bound, fits the same rows.
+prefix), and the live loop, passing the same bound, fits the same rows. The
+posterior of the context is computed on the same prefix.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from alband.costs.budget import affordable_prefix
-from alband.models.softmax_regression import SoftmaxParams, SoftmaxRegression, fit, predict_proba
+from alband.models.base import Learner, accuracy, linear_head
 from alband.policies.base import PolicyState, QueryPolicy, RoundContext
 from alband.pool import LabelState
+from alband.stopping.signals import batch_uncertainty, prediction_signals
 
 Array = jax.Array
 
@@ -70,6 +95,53 @@ def initial_indices(key: Array, n_items: int, n_initial: int) -> Array:
     return jax.lax.top_k(jax.random.uniform(key, (n_items,)), n_initial)[1].astype(jnp.int32)
 
 
+class RoundSpec(NamedTuple):
+    """The static part of a round (hashable: a jit static argument)."""
+
+    learner: Learner
+    policy: QueryPolicy
+    n_initial: int
+    batch_size: int
+
+
+class Pool(NamedTuple):
+    """The arrays a run's rounds read and never change."""
+
+    x: Array  # (N, d) float32 pool rows (item embeddings, or pair features for a pair pool)
+    cost_usd: Array  # (N,) dollars each item is expected to cost (what cost-aware policies see)
+    aux: Any = ()  # task side information for policies (RoundContext.aux)
+
+
+class Evaluation(NamedTuple):
+    """What the round's signals are measured on."""
+
+    x_test: Array  # (T, d)
+    y_test: Array  # (T,)
+    x_stop: Array  # (S, d) the run's stop set (alband.stopping.signals.stop_set_indices)
+    x_val: Array | None = None  # (V, d) labelled validation set, or None
+    y_val: Array | None = None
+
+
+class Proposal(NamedTuple):
+    """What :func:`before_buy` hands to the purchase (and, unchanged, to :func:`after_buy`)."""
+
+    index: Array  # (B,) int32 distinct pool indices, in purchase order
+    policy_state: PolicyState  # the policy's state after select
+    probs: Array  # (N, C) the learner's probabilities the policy saw
+    uncertainty: Array  # () largest least-confidence of the batch under the proposing model
+
+
+class RoundSignals(NamedTuple):
+    """What a round reveals (stopping rules read these; :mod:`alband.stopping.signals`)."""
+
+    test_accuracy: Array
+    validation_accuracy: Array  # NaN without a validation set
+    prediction: Array  # (S,) int32 predictions on the stop set
+    kappa: Array  # Cohen's kappa against the previous round's predictions; NaN at round 0
+    change_rate: Array  # NaN at round 0
+    confidence: Array  # mean max-probability on the stop set
+
+
 # Shortest buffer prefix :func:`train` fits on (then doubling up to the capacity).
 MIN_TRAIN_ROWS = 256
 
@@ -89,98 +161,109 @@ def filled_bound(n_initial: int, batch_size: int, round_index: int | Array) -> i
     return n_initial + batch_size * round_index
 
 
+def on_buffer(fn: Callable, x: Array, state: LabelState, bound: int | Array, operand=None):
+    """``fn(operand, x_rows, labels, weights)`` on the shortest buffer prefix holding ``bound`` slots (module docstring)."""
+    sizes = train_prefix_sizes(state.train_index.shape[0])
+
+    def prefix(rows: int):
+        def run(operand):
+            index = state.train_index[:rows]
+            return fn(operand, x[index], state.train_label[:rows], state.train_weight[:rows])
+
+        return run
+
+    if len(sizes) == 1:
+        return prefix(sizes[0])(operand)
+    # ``bound`` must not depend on the batched state (not even through max(bound, n_train)):
+    # that would turn the switch into a select under vmap.
+    branch = jnp.searchsorted(jnp.asarray(sizes[:-1], jnp.int32), jnp.asarray(bound, jnp.int32), side="left")
+    return jax.lax.switch(branch, [prefix(rows) for rows in sizes], operand)
+
+
 @partial(jax.jit, static_argnums=0)
-def train(
-    model: SoftmaxRegression, params: SoftmaxParams, x: Array, state: LabelState, bound: int | Array
-) -> SoftmaxParams:
+def train(learner: Learner, params, x: Array, state: LabelState, bound: int | Array):
     """Refit the learner on the labels bought so far, warm-started from ``params``.
 
     Fits on the shortest prefix of the buffer that holds ``bound`` slots, which
     must be at least ``state.n_train`` (:func:`filled_bound`, module
     docstring); the result is the fit on the whole buffer.
     """
-    sizes = train_prefix_sizes(state.train_index.shape[0])
-
-    def fit_prefix(rows: int):
-        def run(params: SoftmaxParams) -> SoftmaxParams:
-            index = state.train_index[:rows]
-            return fit(model, params, x[index], state.train_label[:rows], state.train_weight[:rows])
-
-        return run
-
-    if len(sizes) == 1:
-        return fit_prefix(sizes[0])(params)
-    # ``bound`` must not depend on the batched state (not even through max(bound, n_train)):
-    # that would turn the switch into a select under vmap.
-    branch = jnp.searchsorted(jnp.asarray(sizes[:-1], jnp.int32), jnp.asarray(bound, jnp.int32), side="left")
-    return jax.lax.switch(branch, [fit_prefix(rows) for rows in sizes], params)
+    return on_buffer(lambda p, xs, ys, ws: learner.fit(p, xs, ys, ws), x, state, bound, params)
 
 
-def round_context(
-    x: Array, state: LabelState, params: SoftmaxParams, cost_usd: Array, round_index: Array
-) -> RoundContext:
+def round_context(learner: Learner, pool: Pool, state: LabelState, params, round_index: int | Array,
+                  bound: int | Array, probs: Array | None = None) -> RoundContext:
+    """The policy's view of a round: the learner's probabilities (computed unless given), posterior and head.
+
+    The posterior is the learner's on the buffer prefix holding ``bound``
+    slots (the filled bound of the state, module docstring); under ``jit`` it
+    is dead code unless a policy reads it.
+    """
+    if probs is None:
+        probs = learner.predict_proba(params, pool.x)
+    posterior = on_buffer(lambda p, xs, ys, ws: learner.posterior(p, xs, ys, ws), pool.x, state, bound, params)
     return RoundContext(
-        x=x,
+        x=pool.x,
         queried=state.queried,
-        probs=predict_proba(params, x),
+        probs=probs,
         params=params,
-        cost_usd=cost_usd,
+        cost_usd=pool.cost_usd,
         round=jnp.asarray(round_index, jnp.int32),
+        posterior=posterior,
+        head=linear_head(learner, params),
+        aux=pool.aux,
     )
 
 
-@partial(jax.jit, static_argnames=("policy", "batch_size"))
-def propose(
-    policy: QueryPolicy,
-    policy_state: PolicyState,
-    x: Array,
-    state: LabelState,
-    params: SoftmaxParams,
-    cost_usd: Array,
-    round_index: Array,
-    key: Array,
-    batch_size: int,
-) -> tuple[Array, PolicyState]:
-    """The policy's batch for this round (``batch_size`` distinct pool indices)."""
-    ctx = round_context(x, state, params, cost_usd, round_index)
-    return policy.select(policy_state, ctx, key, batch_size)
+def _signals(learner: Learner, params, evaluation: Evaluation, previous: Array, has_previous) -> RoundSignals:
+    if evaluation.x_val is None:
+        validation = jnp.float32(jnp.nan)
+    else:
+        validation = accuracy(learner, params, evaluation.x_val, evaluation.y_val)
+    prediction, kappa, change, confidence = prediction_signals(
+        learner.predict_proba(params, evaluation.x_stop), previous, has_previous
+    )
+    return RoundSignals(accuracy(learner, params, evaluation.x_test, evaluation.y_test), validation,
+                        prediction, kappa, change, confidence)
 
 
-@partial(jax.jit, static_argnames=("policy",))
-def update_policy(
-    policy: QueryPolicy,
-    policy_state: PolicyState,
-    x: Array,
-    state: LabelState,
-    params: SoftmaxParams,
-    cost_usd: Array,
-    round_index: Array,
-    index: Array,
-    label: Array,
-    accepted: Array,
-) -> PolicyState:
-    ctx = round_context(x, state, params, cost_usd, round_index)
-    return policy.update(policy_state, ctx, index, label, accepted)
+@partial(jax.jit, static_argnums=0)
+def first_fit(spec: RoundSpec, pool: Pool, evaluation: Evaluation, state: LabelState):
+    """Round 0 after the seed set is bought: fit from ``learner.init``, the policy's ``init``, the signals.
 
-
-def affordable(
-    state: LabelState,
-    index: Array,
-    reserve_usd: Array,
-    cost_usd: Array,
-    limit_usd: Array | float,
-    stopped: Array | bool,
-) -> tuple[Array, Array]:
-    """Which of the proposed items are bought, and whether the budget ran out.
-
-    ``reserve_usd`` and ``cost_usd`` are per pool item. Items already queried
-    are skipped at no cost; the first fresh item whose reservation does not
-    fit ends the run (``exhausted``), and nothing after it is bought.
+    Returns ``(params, policy_state, signals)``.
     """
-    fresh = ~state.queried[index]
-    reserve = jnp.where(fresh, reserve_usd[index], 0.0)
-    cost = jnp.where(fresh, cost_usd[index], 0.0)
-    fits = affordable_prefix(state.spent_usd, limit_usd, reserve, cost, xp=jnp)
-    exhausted = jnp.asarray(stopped) | ~jnp.all(fits)
-    accepted = fits & fresh & ~jnp.asarray(stopped)
-    return accepted, exhausted
+    learner = spec.learner
+    params = train(learner, learner.init(pool.x.shape[1]), pool.x, state, spec.n_initial)
+    policy_state = spec.policy.init(round_context(learner, pool, state, params, 0, spec.n_initial))
+    no_previous = jnp.zeros(evaluation.x_stop.shape[:1], jnp.int32)
+    return params, policy_state, _signals(learner, params, evaluation, no_previous, jnp.bool_(False))
+
+
+@partial(jax.jit, static_argnums=0)
+def before_buy(spec: RoundSpec, pool: Pool, state: LabelState, params, policy_state: PolicyState,
+               round_index: Array, key: Array) -> Proposal:
+    """Round ``round_index``'s proposal: context, the policy's ``select`` (module docstring)."""
+    bound = filled_bound(spec.n_initial, spec.batch_size, round_index - 1)
+    ctx = round_context(spec.learner, pool, state, params, round_index, bound)
+    index, policy_state = spec.policy.select(policy_state, ctx, key, spec.batch_size)
+    uncertainty = batch_uncertainty(spec.learner.predict_proba(params, pool.x[index]))
+    return Proposal(index, policy_state, ctx.probs, uncertainty)
+
+
+@partial(jax.jit, static_argnums=0)
+def after_buy(spec: RoundSpec, pool: Pool, evaluation: Evaluation, before: LabelState, after: LabelState,
+              params, proposal: Proposal, labels: Array, accepted: Array, round_index: Array,
+              previous: Array):
+    """The policy's ``update``, the warm-started refit and the signals of round ``round_index``.
+
+    ``before`` / ``after`` are the label states around the purchase; the
+    policy's update sees the context of the proposal (``before``, ``params``,
+    ``proposal.probs``). ``previous`` are the stop-set predictions of the
+    previous round. Returns ``(params, policy_state, signals)``.
+    """
+    bound = filled_bound(spec.n_initial, spec.batch_size, round_index - 1)
+    ctx = round_context(spec.learner, pool, before, params, round_index, bound, probs=proposal.probs)
+    policy_state = spec.policy.update(proposal.policy_state, ctx, proposal.index, labels, accepted)
+    params = train(spec.learner, params, pool.x, after, filled_bound(spec.n_initial, spec.batch_size, round_index))
+    return params, policy_state, _signals(spec.learner, params, evaluation, previous, jnp.bool_(True))

@@ -22,11 +22,11 @@ from alband.costs.prices import Price
 from alband.errors import AlbandError, AnnotatorError
 from alband.live.paid_call import CostOverrun
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
-from alband.models.softmax_regression import SoftmaxRegression
+from alband.models.registry import make_learner
 from alband.policies import make_policy
 from alband.rounds import run_keys
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
-from alband.simulate.routed import arm_key
+from alband.purchase.routed import arm_key
 from alband.stopping.rules import make_rule
 from alband.stopping.holdout import validation_split
 from alband.task import Task
@@ -80,7 +80,7 @@ def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, a
 
     ``arm`` is the annotator's arm index in a routed run: a simulated arm
     ``k`` answers with the simulator's key for arm ``k``
-    (:func:`alband.simulate.routed.arm_key`); expected costs are None for
+    (:func:`alband.purchase.routed.arm_key`); expected costs are None for
     annotators that are not simulated (the loop bounds them).
     """
     name = config.loop.annotator if name is None else name
@@ -237,7 +237,8 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
             f"{config.source}: [loop] initial_labels={config.loop.initial_labels} is larger than the pool ({task.n_items} items)"
         )
     return LoopSettings(
-        learner=SoftmaxRegression(task.n_classes, config.learner.c, config.learner.max_iter, config.learner.tol),
+        learner=make_learner("softmax_regression", n_classes=task.n_classes, c=config.learner.c,
+                             max_iter=config.learner.max_iter, tol=config.learner.tol),
         policy=make_policy(config.policy_name, **config.policy_params),
         n_initial=config.loop.initial_labels,
         batch_size=config.loop.batch_size,

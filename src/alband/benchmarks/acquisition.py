@@ -190,7 +190,7 @@ def bench_acquisition(
 
     def policy_batch(policy, X, W, b):
         params = SoftmaxParams(W, b)
-        ctx = RoundContext(X, unqueried, predict_proba(params, X), params, unit_cost, jnp.int32(1))
+        ctx = RoundContext(X, unqueried, predict_proba(params, X), params, unit_cost, jnp.int32(1), head=(W, b))
         return policy.select(policy.init(ctx), ctx, jax.random.key(0), batch)[0]
 
     entropy_topk = jax.jit(lambda X, W, b: policy_batch(entropy_policy, X, W, b))
@@ -254,6 +254,7 @@ def bench_acquisition(
         params=SoftmaxParams(W, b),
         cost_usd=jnp.full((m,), 1e-4, jnp.float32),
         round=jnp.int32(1),
+        head=(W, b),
     )
     div_batch = min(batch, m)
     key = jax.random.PRNGKey(seed)

@@ -45,7 +45,7 @@ class Budget:
         return self.limit_usd - self.spent_usd - self.reserved_usd
 
     def can_reserve(self, amount_usd: float) -> bool:
-        return amount_usd >= 0 and self.spent_usd + self.reserved_usd + amount_usd <= self.limit_usd
+        return amount_usd >= 0 and fits(self.spent_usd + self.reserved_usd, amount_usd, self.limit_usd)
 
     def reserve(self, amount_usd: float) -> "Budget":
         """Reserve ``amount_usd``; raises :class:`BudgetExhausted` if it does not fit."""
@@ -73,6 +73,15 @@ class Budget:
         )
 
 
+def fits(spent_usd, amount_usd, limit_usd):
+    """The budget test of every purchase: ``spent + amount <= limit`` (floats or arrays, any precision).
+
+    ``spent`` includes what is reserved; ``amount`` is the largest possible
+    cost of what is about to be bought.
+    """
+    return spent_usd + amount_usd <= limit_usd
+
+
 def affordable_prefix(spent_usd, limit_usd, reserve_usd, actual_usd, xp=np):
     """Which items of an ordered batch are annotated before the budget runs out.
 
@@ -81,5 +90,5 @@ def affordable_prefix(spent_usd, limit_usd, reserve_usd, actual_usd, xp=np):
     that is a prefix of the batch. ``xp`` is ``numpy`` or ``jax.numpy``.
     """
     paid_before = xp.cumsum(actual_usd) - actual_usd
-    fits = spent_usd + paid_before + reserve_usd <= limit_usd
-    return xp.cumprod(fits.astype(xp.int32)).astype(bool)
+    each = fits(spent_usd + paid_before, reserve_usd, limit_usd)
+    return xp.cumprod(each.astype(xp.int32)).astype(bool)

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from alband.costs.sums import kahan_add, kahan_total
 from alband.design._checks import bool_mask, is_concrete, pool_array, positive_float, positive_int
 from alband.design.d_optimal import d_optimal_design
 from alband.design.result import DesignResult
@@ -86,16 +87,14 @@ def greedy_budgeted_kernel(X: Array, cost_usd: Array, budget_usd: Array, exclude
         done: Array
 
     def affordable(s: S) -> Array:
-        return s.available & ((s.spent - s.comp) + cost_usd <= budget)
+        return s.available & (kahan_total(s.spent, s.comp) + cost_usd <= budget)
 
     def body(s: S) -> S:
         ok = affordable(s)
         i = jnp.argmax(jnp.where(ok, jnp.log1p(h_clip(s.h)) / cost_usd, -jnp.inf))
         take = ok[i]
         A_inv, h = _Greedy.add(X, s.A_inv, s.h, i, take.astype(dtype))
-        y = jnp.where(take, cost_usd[i], 0.0) - s.comp
-        spent = s.spent + y
-        comp = (spent - s.spent) - y
+        spent, comp = kahan_add(s.spent, s.comp, jnp.where(take, cost_usd[i], 0.0))
         return S(A_inv, h, s.available.at[i].set(s.available[i] & ~take), spent, comp,
                  s.gain + jnp.where(take, jnp.log1p(h_clip(s.h[i])), 0.0),
                  s.picks.at[s.count].set(jnp.where(take, i, -1).astype(jnp.int32)),
@@ -116,7 +115,7 @@ def greedy_budgeted_kernel(X: Array, cost_usd: Array, budget_usd: Array, exclude
     single_picks = jnp.full((max_items,), -1, jnp.int32).at[0].set(j.astype(jnp.int32))
     picks = jnp.where(use_single, single_picks, s.picks)
     valid = picks >= 0
-    spent = jnp.where(use_single, cost_usd[j], s.spent - s.comp)
+    spent = jnp.where(use_single, cost_usd[j], kahan_total(s.spent, s.comp))
     gain = jnp.where(use_single, gains0[j], s.gain)
     return BudgetedSelection(picks, valid, spent, gain)
 

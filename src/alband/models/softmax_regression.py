@@ -25,8 +25,21 @@ explicitly transposed copy of ``X`` (made once per fit): reverse-mode autodiff o
 runs about 6x slower than the same product on ``X'``, and one fit evaluates
 the gradient dozens of times.
 
+Posterior. :meth:`SoftmaxRegression.posterior` is the Laplace approximation
+(MacKay 1992) around the fit. The negative log posterior is the objective
+times ``sum w`` (a Gaussian prior ``N(0, c I)`` on ``W``, a flat one on the
+intercept); its Hessian in ``W`` is
+``H = sum_i w_i (diag(p_i) - p_i p_i') (x) x_i x_i' + I / c``. The posterior
+keeps its per-class diagonal blocks
+``H_c = sum_i w_i p_ic (1 - p_ic) x_i x_i' + I / c`` (the cross-class blocks
+are dropped, as in BALD's usual Laplace: :mod:`alband.policies.bald`), over
+``vec(W)`` class by class (entry ``c d + k`` is ``W[k, c]``); the intercept is
+kept at its fitted value.
+
 Everything is jittable and vmappable; the model hyper-parameters are a
-hashable :class:`SoftmaxRegression` passed as a static argument.
+hashable :class:`SoftmaxRegression` passed as a static argument, and it is a
+:class:`alband.models.base.Learner` (``init``, ``fit``, ``predict_proba``,
+``posterior``, ``linear_head``).
 """
 
 from __future__ import annotations
@@ -38,18 +51,45 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from alband.errors import AlbandError
 from alband.kernels import narrow_matmul
+from alband.models.base import GaussianPosterior
+from alband.models.registry import register_learner
 
 Array = jax.Array
 
 
 class SoftmaxRegression(NamedTuple):
-    """Hyper-parameters (static): classes, inverse L2 strength ``c`` as scikit-learn."""
+    """Hyper-parameters (static): classes, inverse L2 strength ``c`` as scikit-learn.
+
+    A :class:`alband.models.base.Learner`: the methods call this module's functions.
+    """
 
     n_classes: int
     c: float = 1.0
     max_iter: int = 200
     tol: float = 1e-5
+
+    def init(self, n_features: int) -> "SoftmaxParams":
+        return init_params(self, n_features)
+
+    def fit(self, params: "SoftmaxParams", x: Array, y: Array, weight: Array) -> "SoftmaxParams":
+        return fit(self, params, x, y, weight)
+
+    def predict_proba(self, params: "SoftmaxParams", x: Array) -> Array:
+        return predict_proba(params, x)
+
+    def predict(self, params: "SoftmaxParams", x: Array) -> Array:
+        """Most probable class per row, from the logits (:func:`predict`)."""
+        return predict(params, x)
+
+    def posterior(self, params: "SoftmaxParams", x: Array, y: Array, weight: Array) -> GaussianPosterior:
+        """The block-diagonal Laplace posterior of ``vec(W)`` (module docstring)."""
+        return laplace_posterior(params, x, weight, self.c)
+
+    def linear_head(self, params: "SoftmaxParams") -> tuple[Array, Array]:
+        """``(W, b)``: the probabilities are ``softmax(x W + b)``."""
+        return params.w, params.b
 
 
 class SoftmaxParams(NamedTuple):
@@ -176,3 +216,47 @@ def fit(
     opt_state = optax.tree.set(solver.init(params), value=value, grad=grad)
     params, _, _ = jax.lax.while_loop(keep_going, step, (params, opt_state, 0))
     return params
+
+
+def laplace_precision_blocks(params: SoftmaxParams, x: Array, weight: Array, c: float) -> Array:
+    """The blocks ``H_c = sum_i w_i p_ic (1 - p_ic) x_i x_i' + I / c``, shape (C, d, d) (module docstring)."""
+    x = x.astype(jnp.float32)
+    probs = predict_proba(params, x)
+    curvature = weight.astype(jnp.float32)[:, None] * probs * (1.0 - probs)  # (M, C)
+    weighted = curvature.T[:, :, None] * x[None]  # (C, M, d)
+    blocks = jnp.matmul(jnp.swapaxes(weighted, 1, 2), x)  # one batched GEMM
+    return blocks + jnp.eye(x.shape[1], dtype=jnp.float32)[None] / c
+
+
+def block_diagonal(blocks: Array) -> Array:
+    """``(C, d, d)`` blocks as one ``(C d, C d)`` block-diagonal matrix."""
+    n_blocks, d, _ = blocks.shape
+    eye = jnp.eye(n_blocks, dtype=blocks.dtype)
+    return (eye[:, None, :, None] * blocks[:, :, None, :]).reshape(n_blocks * d, n_blocks * d)
+
+
+def diagonal_blocks(precision: Array, n_blocks: int) -> Array:
+    """The ``(C, d, d)`` diagonal blocks of a ``(C d, C d)`` matrix (inverse of :func:`block_diagonal`)."""
+    d = precision.shape[0] // n_blocks
+    grid = precision.reshape(n_blocks, d, n_blocks, d)
+    return jax.vmap(lambda k: grid[k, :, k, :])(jnp.arange(n_blocks))
+
+
+def laplace_posterior(params: SoftmaxParams, x: Array, weight: Array, c: float) -> GaussianPosterior:
+    """``N(vec(W*), blockdiag(H_1..H_C)^{-1})`` over ``W`` class by class (module docstring)."""
+    blocks = laplace_precision_blocks(params, x, weight, c)
+    return GaussianPosterior(jnp.transpose(params.w).reshape(-1).astype(jnp.float32), block_diagonal(blocks), blocks)
+
+
+@register_learner("softmax_regression")
+def softmax_regression(n_classes: int, c: float = 1.0, max_iter: int = 200, tol: float = 1e-5) -> SoftmaxRegression:
+    """The registered factory: checks the hyper-parameters, returns the hashable learner."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise AlbandError(f"learner 'softmax_regression': n_classes must be an integer >= 2, got {n_classes!r}")
+    if not (isinstance(c, (int, float)) and c > 0):
+        raise AlbandError(f"learner 'softmax_regression': c must be > 0, got {c!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise AlbandError(f"learner 'softmax_regression': max_iter must be an integer >= 1, got {max_iter!r}")
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise AlbandError(f"learner 'softmax_regression': tol must be > 0, got {tol!r}")
+    return SoftmaxRegression(n_classes, float(c), max_iter, float(tol))

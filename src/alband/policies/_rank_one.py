@@ -42,6 +42,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from alband.models.woodbury import woodbury  # noqa: F401  (the Woodbury step is the Laplace learner's too)
+
 Array = jax.Array
 
 
@@ -84,21 +86,6 @@ def sherman_morrison(C: Array, phi: Array, weight: Array | float = 1.0) -> tuple
 def rank_one_widths(widths: Array, pool_u: Array, s: Array, weight: Array | float = 1.0) -> Array:
     """``g_i - w (phi_i' u)^2 / (1 + w s)`` given ``pool_u = Phi @ u``."""
     return widths - (weight / (1.0 + weight * s)) * pool_u * pool_u
-
-
-def woodbury(C: Array, Phi_B: Array, weights: Array | None = None) -> tuple[Array, Array]:
-    """``(C', Q)`` for ``A <- A + Phi_B' W Phi_B``, with ``Q = L^{-1} S U'`` (B, D).
-
-    ``C' = C - Q' Q`` and ``g_i' = g_i - ||Q phi_i||^2`` (module docstring).
-    """
-    U = C @ Phi_B.T  # (D, B)
-    root = jnp.ones((Phi_B.shape[0],), C.dtype) if weights is None else jnp.sqrt(jnp.maximum(weights, 0.0))
-    SU = U * root[None, :]
-    K = jnp.eye(Phi_B.shape[0], dtype=C.dtype) + (root[:, None] * (Phi_B @ SU))
-    L = jnp.linalg.cholesky(0.5 * (K + K.T))
-    Q = jax.scipy.linalg.solve_triangular(L, SU.T, lower=True)  # (B, D)
-    C_new = C - Q.T @ Q
-    return 0.5 * (C_new + C_new.T), Q
 
 
 def woodbury_widths(widths: Array, x: Array, Q: Array, bias: bool) -> Array:

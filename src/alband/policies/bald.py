@@ -11,7 +11,8 @@ confidently (epistemic uncertainty), unlike the plain entropy, which is also
 high where every sample is unsure (aleatoric noise).
 
 **Posterior: Laplace approximation** (MacKay 1992) of the softmax regression
-``p(y | x) = softmax(W' x + b)`` around the current fit ``ctx.params``. The
+``p(y | x) = softmax(W' x + b)`` around the current fit (``(W, b) = ctx.head``,
+the learner's linear head). The
 negative log posterior is the learner's objective,
 ``sum_i CE_i + ||W||_F^2 / (2 c)``; its Hessian in ``W`` is
 
@@ -26,14 +27,16 @@ Two tractable approximations (``hessian=``):
 * ``"diag"``: the diagonal ``sum_{i in L} p_ic (1 - p_ic) x_ik^2 + 1 / c``;
   samples ``w = w* + z / sqrt(H_diag)``.
 
-The labelled set ``L``: the round context has no buffer of labelled
-embeddings, so ``L`` is the set of queried items, ``ctx.x[ctx.queried]``, each
-with weight 1 (invalid annotations, which the learner gives weight 0, are
-counted too). The GLM Hessian needs no labels, only ``p_i`` at the current
-fit. The block Hessian is accumulated over the queried rows in blocks
-(:func:`alband.policies._chunked.fold_masked_rows`), O(|L| d^2 C). The prior
-strength ``prior_c`` should equal the learner's ``c`` (the inverse L2
-strength; default 1.0 like :class:`~alband.models.SoftmaxRegression`). The
+The posterior is the learner's own when the round context carries one
+(``ctx.posterior``, :meth:`alband.models.SoftmaxRegression.posterior`: the
+blocks ``H_c`` over the training buffer with each label's weight, prior
+strength the learner's ``c``). A context without one (built by hand) gets the
+same blocks over the queried items, ``L = ctx.x[ctx.queried]``, each with
+weight 1, at ``ctx.probs``, with prior strength ``prior_c``. The GLM Hessian needs no labels, only ``p_i`` at the current
+fit. The block Hessian is accumulated over the labelled rows, O(|L| d^2 C).
+``prior_c`` (used only without a learner posterior) should equal the
+learner's ``c`` (the inverse L2 strength; default 1.0 like
+:class:`~alband.models.SoftmaxRegression`). The
 intercept is unpenalised (a flat prior): it is kept at its fitted value, not
 sampled. Samples are drawn with the round key, so a seed reproduces them.
 
@@ -49,7 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from alband.errors import AlbandError
-from alband.models.softmax_regression import SoftmaxParams
+from alband.models.softmax_regression import SoftmaxParams, diagonal_blocks
 from alband.policies.base import QueryPolicy, RoundContext, score_policy
 from alband.policies.registry import register_policy
 from alband.policies._chunked import fold_masked_rows
@@ -95,15 +98,22 @@ def laplace_weight_samples(
     prior_c: float = 1.0,
     hessian: Hessian = "block",
 ) -> Array:
-    """``n_samples`` draws of ``W`` (S, d, C) from the Laplace posterior around ``params``."""
-    w = params.w.astype(jnp.float32)
-    d, c = w.shape
-    z = jax.random.normal(key, (n_samples, d, c), jnp.float32)
+    """``n_samples`` draws of ``W`` (S, d, C) from the Laplace posterior of the ``labelled`` pool rows around ``params``."""
     if hessian == "diag":
         precision = laplace_precision_diag(x, probs, labelled, prior_c)
+    else:
+        precision = laplace_precision_blocks(x, probs, labelled, prior_c)
+    return weight_samples(params.w, precision, key, n_samples)
+
+
+def weight_samples(w: Array, precision: Array, key: Array, n_samples: int) -> Array:
+    """``n_samples`` draws of ``W`` (S, d, C) around ``w`` given blocks ``H_c`` (C, d, d) or a diagonal (d, C)."""
+    w = w.astype(jnp.float32)
+    d, c = w.shape
+    z = jax.random.normal(key, (n_samples, d, c), jnp.float32)
+    if precision.ndim == 2:
         return w[None] + z / jnp.sqrt(precision)[None]
-    H = laplace_precision_blocks(x, probs, labelled, prior_c)
-    L = jnp.linalg.cholesky(H)  # (C, d, d), H_c = L_c L_c'
+    L = jnp.linalg.cholesky(precision)  # (C, d, d), H_c = L_c L_c'
 
     def per_class(L_c, z_c):  # z_c: (d, S) -> L_c^{-T} z_c
         return jax.scipy.linalg.solve_triangular(L_c, z_c, lower=True, trans="T")
@@ -134,10 +144,20 @@ def bald_scores(
     ctx: RoundContext, key: Array, *, n_samples: int = 20, prior_c: float = 1.0, hessian: Hessian = "block"
 ) -> Array:
     """BALD mutual information of every pool item under the Laplace posterior (module docstring)."""
-    samples = laplace_weight_samples(
-        ctx.params, ctx.x, ctx.probs, ctx.queried, key, n_samples, prior_c=prior_c, hessian=hessian
-    )
-    return mutual_information(sample_probabilities(ctx.x, samples, ctx.params.b.astype(jnp.float32)))
+    if ctx.head is None:
+        raise AlbandError("bald needs a learner whose probabilities are softmax(x W + b) (a linear head)")
+    w, b = ctx.head
+    if ctx.posterior is None:
+        samples = laplace_weight_samples(
+            SoftmaxParams(w, b), ctx.x, ctx.probs, ctx.queried, key, n_samples, prior_c=prior_c, hessian=hessian
+        )
+    else:
+        blocks = ctx.posterior.blocks  # (C, d, d)
+        if blocks is None:
+            blocks = diagonal_blocks(ctx.posterior.precision, w.shape[1])
+        precision = jnp.diagonal(blocks, axis1=1, axis2=2).T if hessian == "diag" else blocks
+        samples = weight_samples(w, precision, key, n_samples)
+    return mutual_information(sample_probabilities(ctx.x, samples, b.astype(jnp.float32)))
 
 
 def check_bald_options(n_samples: int, prior_c: float, hessian: str) -> None:

@@ -9,7 +9,12 @@ A query policy is a triple of pure functions, in the spirit of optax's
 
 * ``ctx`` is the :class:`RoundContext` of the round: the pool embeddings, the
   mask of items already queried, the current learner's predictive
-  probabilities and parameters, and each item's expected annotation cost.
+  probabilities (class probabilities; for a pair pool, column 0 is the
+  probability that the first response is preferred), its opaque parameters,
+  its Laplace posterior where it has one, its linear softmax head where it
+  has one, each item's expected annotation cost and the task's side
+  information ``aux``. A policy never names a learner's parameter type: it
+  reads ``probs``, and where it needs more, ``posterior`` or ``head``.
 * ``select`` returns ``batch_size`` **distinct** pool indices (int32). Indices
   of items already queried may only appear when fewer than ``batch_size``
   unqueried items are left; the loop drops them (it checks ``ctx.queried``).
@@ -29,21 +34,34 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from alband.models.softmax_regression import SoftmaxParams
+from alband.models.base import GaussianPosterior
 
 Array = jax.Array
 PolicyState = Any
 
 
 class RoundContext(NamedTuple):
-    """Everything a policy may look at when it chooses a batch."""
+    """Everything a policy may look at when it chooses a batch.
+
+    ``posterior`` is the learner's :class:`~alband.models.base.GaussianPosterior`
+    computed from the training buffer (None for a learner without one). The
+    round builds it inside the same ``jit`` as the policy's ``select``, so a
+    policy that does not read it does not pay for it (dead code).
+    ``head`` is ``(W, b)`` with ``probs == softmax(x W + b)`` when the
+    learner's probabilities have that form (:func:`alband.models.base.linear_head`),
+    else None; ``aux`` is the task's side information, a pytree of arrays
+    fixed for the run (``()`` for an item pool).
+    """
 
     x: Array  # (N, d) float32 pool embeddings
     queried: Array  # (N,) bool, already annotated
     probs: Array  # (N, C) current predictive probabilities
-    params: SoftmaxParams  # current learner parameters
+    params: Any  # the learner's parameters (an opaque pytree)
     cost_usd: Array  # (N,) expected dollars to annotate each item
     round: Array  # () int32, 1 for the first query round
+    posterior: GaussianPosterior | None = None
+    head: tuple[Array, Array] | None = None
+    aux: Any = ()
 
 
 class QueryPolicy(NamedTuple):

@@ -49,6 +49,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.costs.sums import kahan_add, kahan_total
 from alband.errors import AlbandError
 from alband.policies.bald import bald_scores, check_bald_options
 from alband.policies.base import QueryPolicy, RoundContext, _stateless_init, _stateless_update, score_policy
@@ -115,12 +116,10 @@ def _greedy_fill(score: Array, utility: Array, cost: Array, available: Array, al
 
     def body(t, state):
         available, spent, comp, total, picks = state
-        fits = available & ((spent - comp) + cost <= allowance)
+        fits = available & (kahan_total(spent, comp) + cost <= allowance)
         i = jnp.argmax(jnp.where(fits, score, -jnp.inf))
         take = fits[i]
-        y = jnp.where(take, cost[i], 0.0) - comp  # Kahan-compensated sum of the costs
-        new_spent = spent + y
-        comp = (new_spent - spent) - y
+        new_spent, comp = kahan_add(spent, comp, jnp.where(take, cost[i], 0.0))  # compensated sum of the costs
         total = total + jnp.where(take, utility[i], 0.0)
         picks = picks.at[t].set(jnp.where(take, i, -1).astype(jnp.int32))
         return available.at[i].set(available[i] & ~take), new_spent, comp, total, picks

@@ -51,6 +51,8 @@ Linear posterior (ridge regression, Li et al. 2010; Agrawal and Goyal 2013)::
   mean of its batch's update (the assumed-density-filtering form of the
   Laplace approximation; refitting all past rewards would need them stored).
   A Newton step costs O(B D^2) through Woodbury (``B`` = batch), never O(D^3).
+  The posterior and its update are the Laplace logistic learner's
+  (:mod:`alband.models.laplace_logistic`).
   The sample is ``theta~ = m + v L z`` with ``L L' = H^{-1}``.
 
 Batches. A round picks ``B`` items one at a time. After each pick the model is
@@ -91,6 +93,7 @@ import jax
 import jax.numpy as jnp
 
 from alband.errors import AlbandError
+from alband.models.laplace_logistic import LaplaceLogisticParams, laplace_step
 from alband.policies._rank_one import (
     feature_dim,
     feature_rows,
@@ -327,38 +330,12 @@ def lints(v: float = 1.0, ridge: float = 1.0, bias: bool = True, reward: str = "
 
 
 def laplace_update(state: LaplaceState, Phi: Array, r: Array, valid: Array, newton_steps: int) -> LaplaceState:
-    """One online Laplace step of the logistic reward model (module docstring).
+    """One online Laplace step of the logistic reward model: :func:`alband.models.laplace_logistic.laplace_step`.
 
-    ``Phi`` (B, D) feature rows, ``r`` (B,) targets in [0, 1], ``valid`` (B,)
-    which rows count. With ``C = H^{-1}``, ``U = C Phi'`` and ``G = Phi U``, a
-    Newton step from ``theta`` (``delta = theta - m``, ``s = p (1 - p)``) is::
-
-        theta' = m + Hess^{-1} Phi' (s * Phi delta + (r - p)),
-        Hess^{-1} Phi' y = U (y - sqrt(s) * K^{-1} (sqrt(s) * G y)),  K = I + sqrt(s) G sqrt(s)
-
-    so every step is O(B^3 + B D); the covariance update is Woodbury.
+    ``Phi`` (B, D) feature rows, ``r`` (B,) targets in [0, 1], ``valid`` (B,) which rows count.
     """
-    valid = valid.astype(Phi.dtype)
-    Phi = Phi * valid[:, None]
-    r = r * valid
-    m, C = state.mean, state.cov
-    U = C @ Phi.T  # (D, B)
-    G = Phi @ U  # (B, B)
-    eye = jnp.eye(Phi.shape[0], dtype=Phi.dtype)
-
-    def newton(_, theta):
-        p = jax.nn.sigmoid(Phi @ theta)
-        s = p * (1.0 - p) * valid
-        y = s * (Phi @ (theta - m)) + (r - p) * valid
-        root = jnp.sqrt(s)
-        K = eye + root[:, None] * G * root[None, :]
-        t = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(K), True), root * (G @ y))
-        return m + U @ (y - root * t)
-
-    theta = jax.lax.fori_loop(0, newton_steps, newton, m)
-    p = jax.nn.sigmoid(Phi @ theta)
-    cov, _ = woodbury(C, Phi, p * (1.0 - p) * valid)
-    return LaplaceState(theta, cov)
+    step = laplace_step(LaplaceLogisticParams(state.mean, state.cov), Phi, r, valid, newton_steps)
+    return LaplaceState(step.mean, step.cov)
 
 
 @register_policy("lints_laplace")

@@ -11,8 +11,10 @@ Each is one vectorised pass over the ``(N, C)`` probabilities. On large pools
 from the pool and the learner's parameters in one fused native pass
 (:func:`alband.kernels.pool_uncertainty`: logits, softmax and score per row,
 each row of ``X`` read once), which agrees with the probability form to float32
-rounding; this relies on ``ctx.probs`` being ``predict_proba(ctx.params, ctx.x)``,
-as :func:`alband.rounds.round_context` builds it.
+rounding. They do so when the learner's probabilities are a softmax of a
+linear map, ``ctx.probs == softmax(x W + b)`` with ``(W, b) = ctx.head``
+(:func:`alband.models.base.linear_head`, filled by
+:func:`alband.rounds.round_context`); any other learner is scored from ``probs``.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def entropy_scores(probs: Array) -> Array:
 
 def uncertainty_scores(ctx: RoundContext, kind: str) -> Array:
     """Score ``kind`` of every pool item: fused from ``x`` and the parameters on large pools, else from ``probs``."""
-    if uses_native_kernel(ctx.x.shape, ctx.params.w.shape, ctx.x.dtype):
-        return pool_uncertainty(ctx.x, ctx.params.w, ctx.params.b, kind)
+    if ctx.head is not None and uses_native_kernel(ctx.x.shape, ctx.head[0].shape, ctx.x.dtype):
+        w, b = ctx.head
+        return pool_uncertainty(ctx.x, w, b, kind)
     return xla_uncertainty(ctx.probs, kind)
 
 

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.purchase.rule import paid_arms
 from alband.routing.base import Decision, Feedback, Router, RouterSetup, StepContext, Stream
 from alband.routing.spend_total import charge, spendable, zero_spend
 
@@ -70,21 +71,28 @@ def router_setup(stream: Stream, budget_usd, auditor: int) -> RouterSetup:
 
 def _enforce(decision: Decision, cost: Array, available: Array, remaining: Array,
              auditor: int) -> tuple[Array, Array, Array]:
-    """(paid mask, label arm, audited) after applying the rules of the module docstring."""
+    """(paid mask, label arm, audited) after applying the rules of the module docstring.
+
+    What fits is the purchase rule of both round drivers
+    (:func:`alband.purchase.rule.paid_arms`) with the realised costs and the
+    spendable dollars; the replay's own rules are that unavailable arms are
+    never paid and that the label must come from a paid arm.
+    """
     K = cost.shape[0]
     pay = decision.pay & available
-    pay_cost = jnp.sum(jnp.where(pay, cost, 0.0))
-    fits = pay_cost <= remaining
-    pay = pay & fits
     label = decision.label_arm
     label_ok = (label >= 0) & pay[jnp.clip(label, 0, K - 1)]
-    label = jnp.where(label_ok, label, -1)
     if auditor < 0:
-        return pay, label.astype(jnp.int32), jnp.bool_(False)
-    extra = decision.audit_pay & available & ~pay
-    audited = (jnp.any(extra) & fits & (label >= 0) & (pay[auditor] | extra[auditor])
-               & (pay_cost + jnp.sum(jnp.where(extra, cost, 0.0)) <= remaining))
-    paid = pay | (extra & audited)
+        audit = jnp.zeros((K,), bool)
+    else:
+        extra = decision.audit_pay & available & ~pay
+        audit = extra & (jnp.any(extra) & label_ok & (pay[auditor] | extra[auditor]))
+    fits, paid = paid_arms(pay, audit, cost, jnp.float32(0.0), remaining)
+    paid = paid & fits
+    label = jnp.where(label_ok & fits, label, -1)
+    if auditor < 0:
+        return paid, label.astype(jnp.int32), jnp.bool_(False)
+    audited = jnp.any(paid & audit)
     label = jnp.where(paid[auditor], auditor, label)
     return paid, label.astype(jnp.int32), audited
 

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.costs.sums import add_compensated
+
 Array = jax.Array
 
 SAFETY_MARGIN = 1e-6  # relative, see module docstring
@@ -37,19 +39,9 @@ def zero_spend() -> SpendTotal:
     return SpendTotal(jnp.float32(0.0), jnp.float32(0.0))
 
 
-def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    return s, err
-
-
 def charge(total: SpendTotal, amount_usd: Array) -> SpendTotal:
-    """The total after paying ``amount_usd`` (>= 0)."""
-    s, err = _two_sum(total.hi, jnp.asarray(amount_usd, jnp.float32))
-    lo = total.lo + err
-    hi, lo = _two_sum(s, lo)
-    return SpendTotal(hi, lo)
+    """The total after paying ``amount_usd`` (>= 0): :func:`alband.costs.sums.add_compensated`."""
+    return SpendTotal(*add_compensated(total.hi, total.lo, jnp.asarray(amount_usd, jnp.float32)))
 
 
 def spendable(total: SpendTotal, budget_usd: Array) -> Array:

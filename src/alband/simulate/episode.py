@@ -1,7 +1,9 @@
 """A whole active-learning episode with simulated annotators, as one ``lax.scan``.
 
 ``simulate(config, data, annotator, budget_usd, key)`` runs the survey's
-Algorithm 1 with the steps of :mod:`alband.rounds`:
+Algorithm 1 with the two pure steps of :mod:`alband.rounds` around a purchase
+from simulated annotators (``before_buy`` -> purchase -> ``after_buy``, the
+live loop's very steps):
 
 0. buy labels for a random seed set of ``n_initial`` items, fit the learner;
 1. for rounds ``r = 1..n_rounds``: propose a batch with the policy, buy the
@@ -27,7 +29,7 @@ Annotator mixes. With ``config.router`` (an :class:`alband.routing.Router`)
 the ``annotator`` is a stack of ``K`` simulated annotators (every field with a
 leading axis ``K``, e.g. cheap LLM, strong LLM, human: :func:`stack_annotators`).
 Within a batch the items are routed one by one, in batch order, by the steps
-of :mod:`alband.simulate.routed` (shared with the live loop): the router sees
+of :mod:`alband.purchase` (the one purchase rule, shared with the live loop): the router sees
 the item's embedding, each arm's price quote (its reservation, the largest
 possible cost, as a live annotator's ``max_cost_usd``), the dollars left and
 the labels still to buy (the episode's remaining capacity), and names the arms
@@ -62,23 +64,37 @@ numbers as :func:`simulate` seed by seed.
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from alband.errors import AlbandError
-from alband.models.softmax_regression import SoftmaxParams, SoftmaxRegression, accuracy, init_params
+from alband.models.base import Learner
 from alband.policies.base import QueryPolicy
 from alband.pool import LabelState, empty_label_state, n_labeled, record_annotations
+from alband.purchase.routed import (  # noqa: F401  (ROUTE_STREAM re-exported)
+    ROUTE_STREAM,
+    RoutingCarry,
+    arm_key,
+    decide_item,
+    finish_batch,
+    init_carry,
+    item_keys,
+    observe_item,
+    routing_setup,
+)
+from alband.purchase.rule import affordable, item_purchase
 from alband.rounds import (
-    affordable,
-    filled_bound,
+    Evaluation,
+    Pool,
+    RoundSpec,
+    after_buy,
+    before_buy,
+    first_fit,
     initial_indices,
     query_key,
-    round_context,
     run_keys,
-    train,
 )
 from alband.routing.base import Router
 from alband.simulate.annotator_model import (
@@ -87,26 +103,8 @@ from alband.simulate.annotator_model import (
     noisy_labels,
     reserve_usd,
 )
-from alband.simulate.routed import (  # noqa: F401  (ROUTE_STREAM re-exported)
-    ROUTE_STREAM,
-    RoutingCarry,
-    arm_key,
-    finish_batch,
-    init_carry,
-    item_context,
-    item_keys,
-    observe_item,
-    plan_payment,
-    routing_setup,
-)
 from alband.stopping.history import StopHistory
-from alband.stopping.signals import (
-    batch_uncertainty_of,
-    stop_set_indices,
-    stop_set_key,
-    stop_set_signals,
-    validation_accuracy,
-)
+from alband.stopping.signals import stop_set_indices, stop_set_key
 
 Array = jax.Array
 
@@ -114,7 +112,7 @@ Array = jax.Array
 class EpisodeConfig(NamedTuple):
     """Static settings of an episode (hashable: a jit static argument)."""
 
-    learner: SoftmaxRegression
+    learner: Learner  # any alband.models.base.Learner (hashable)
     policy: QueryPolicy
     n_initial: int
     batch_size: int
@@ -129,6 +127,11 @@ class EpisodeConfig(NamedTuple):
         """The most annotations an episode can buy."""
         return self.n_initial + self.batch_size * self.n_rounds
 
+    @property
+    def round_spec(self) -> RoundSpec:
+        """The static part of the round (:mod:`alband.rounds`)."""
+        return RoundSpec(self.learner, self.policy, self.n_initial, self.batch_size)
+
 
 class EpisodeData(NamedTuple):
     """Arrays of a task: pool (with gold labels and text lengths), test set, optional validation set."""
@@ -141,6 +144,7 @@ class EpisodeData(NamedTuple):
     y_test: Array  # (T,)
     x_val: Array | None = None  # (V, d) labelled validation set, or None
     y_val: Array | None = None  # (V,)
+    aux: Any = ()  # task side information the policies read (RoundContext.aux)
 
 
 class EpisodeTrace(NamedTuple):
@@ -156,7 +160,7 @@ class EpisodeTrace(NamedTuple):
     query_index: Array  # (R, B) proposed pool indices
     query_accepted: Array  # (R, B) bought
     query_label: Array  # (R, B) the annotator's answers (valid where accepted)
-    final_params: SoftmaxParams
+    final_params: Any  # the learner's parameters after the last round
     validation_accuracy: Array  # (R+1,) NaN without a validation set
     stop_kappa: Array  # (R+1,) Cohen's kappa of rounds r-1, r on the stop set; NaN at 0
     stop_change_rate: Array  # (R+1,) share of stop-set predictions that changed; NaN at 0
@@ -219,15 +223,9 @@ def simulate(
             pos, item_key = xs
             i = index[pos]
             k_decide, k_update = jax.random.split(item_key)
-            ctx = item_context(i, data.x[i], reserve[:, i], spent, budget_usd, n_train, config.capacity)
-            decision = router.decide(r_carry.router, ctx, k_decide)
-            payment = plan_payment(decision, config.auditor)
-            wants = fresh[pos] & ~stop & (payment.label_arm >= 0)
-            fits = spent + jnp.sum(jnp.where(payment.pay, reserve[:, i], 0.0)) <= budget_usd
-            stop = stop | (fresh[pos] & decision.stop) | (wants & ~fits)
-            take = wants & fits & ~stop
-            audit_fits = spent + jnp.sum(jnp.where(payment.pay | payment.audit, reserve[:, i], 0.0)) <= budget_usd
-            paid = (payment.pay | (payment.audit & audit_fits)) & take
+            ctx, stop_asked, payment = decide_item(router, config.auditor, config.capacity, r_carry.router, i,
+                                                   data.x[i], reserve[:, i], spent, budget_usd, n_train, k_decide)
+            take, paid, stop = item_purchase(payment, stop_asked, reserve[:, i], spent, budget_usd, fresh[pos], stop)
             r_carry, label, source, spend = observe_item(
                 router, config.auditor, r_carry, ctx, payment.label_arm, paid,
                 jnp.where(paid, answers[:, pos], -1), cost[:, i], gold[pos], take, k_update,
@@ -254,58 +252,46 @@ def simulate(
         config.router, routing_setup(reserve, n_features, config.auditor, budget_usd, config.capacity),
         config.capacity,
     ) if routed else ()
+    spec = config.round_spec
+    pool = Pool(data.x, policy_cost, data.aux)
+    evaluation = Evaluation(data.x_test, data.y_test, x_stop, data.x_val, data.y_val)
     state = empty_label_state(n_items, config.capacity)
     initial = initial_indices(keys.init, n_items, config.n_initial)
     state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(
         state, router_state, initial, jnp.bool_(False), 0
     )
-    params = train(config.learner, init_params(config.learner, n_features), data.x, state, config.n_initial)
-    policy_state = config.policy.init(round_context(data.x, state, params, policy_cost, 0))
+    params, policy_state, signals = first_fit(spec, pool, evaluation, state)
 
-    def validation(params: SoftmaxParams) -> Array:
-        if data.x_val is None:
-            return jnp.float32(jnp.nan)
-        return validation_accuracy(params, data.x_val, data.y_val)
-
-    def measure(state: LabelState, params: SoftmaxParams, exhausted: Array, previous: Array, has_previous,
-                uncertainty: Array):
-        prediction, kappa, change, confidence = stop_set_signals(params, x_stop, previous, has_previous)
-        values = (
+    def measure(state: LabelState, signals, exhausted: Array, uncertainty: Array):
+        return (
             n_labeled(state),
             state.n_train,
             state.spent_usd,
-            accuracy(params, data.x_test, data.y_test),
+            signals.test_accuracy,
             exhausted,
-            validation(params),
-            kappa,
-            change,
-            confidence,
+            signals.validation_accuracy,
+            signals.kappa,
+            signals.change_rate,
+            signals.confidence,
             jnp.asarray(uncertainty, jnp.float32),
         )
-        return values, prediction
 
     def one_round(carry, round_index):
         state, params, policy_state, router_state, exhausted, previous = carry
-        ctx = round_context(data.x, state, params, policy_cost, round_index)
-        index, policy_state = config.policy.select(
-            policy_state, ctx, query_key(keys, round_index), config.batch_size
+        proposal = before_buy(spec, pool, state, params, policy_state, round_index, query_key(keys, round_index))
+        after, router_state, labels, accepted, exhausted, arm = purchase(
+            state, router_state, proposal.index, exhausted, round_index
         )
-        uncertainty = batch_uncertainty_of(params, data.x[index])
-        state, router_state, labels, accepted, exhausted, arm = purchase(
-            state, router_state, index, exhausted, round_index
-        )
-        policy_state = config.policy.update(policy_state, ctx, index, labels, accepted)
-        params = train(config.learner, params, data.x, state,
-                       filled_bound(config.n_initial, config.batch_size, round_index))
-        values, prediction = measure(state, params, exhausted, previous, jnp.bool_(True), uncertainty)
-        carry = (state, params, policy_state, router_state, exhausted, prediction)
-        return carry, (values, index, accepted, labels, arm)
+        params, policy_state, signals = after_buy(spec, pool, evaluation, state, after, params, proposal, labels,
+                                                  accepted, round_index, previous)
+        values = measure(after, signals, exhausted, proposal.uncertainty)
+        carry = (after, params, policy_state, router_state, exhausted, signals.prediction)
+        return carry, (values, proposal.index, accepted, labels, arm)
 
-    no_predictions = jnp.zeros(stop_index.shape, jnp.int32)
-    first, prediction = measure(state, params, exhausted, no_predictions, jnp.bool_(False), jnp.nan)
+    first = measure(state, signals, exhausted, jnp.nan)
     rounds = jnp.arange(1, config.n_rounds + 1, dtype=jnp.int32)
     (state, params, *_), (per_round, q_index, q_accepted, q_label, q_arm) = jax.lax.scan(
-        one_round, (state, params, policy_state, router_state, exhausted, prediction), rounds
+        one_round, (state, params, policy_state, router_state, exhausted, signals.prediction), rounds
     )
     (n_lab, n_q, spent, acc, exh, val, kappa, change, confidence, uncertainty) = (
         jnp.concatenate([jnp.asarray(a)[None], b]) for a, b in zip(first, per_round)

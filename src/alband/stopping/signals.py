@@ -73,12 +73,18 @@ def cohens_kappa(a: Array, b: Array, n_classes: int) -> Array:
 
 @jax.jit
 def stop_set_signals(params: SoftmaxParams, x_stop: Array, previous: Array, has_previous: Array):
-    """Predictions on the stop set and the signals against the previous model's ``previous``.
+    """:func:`prediction_signals` of a softmax regression's ``params`` on the stop set ``x_stop``."""
+    return prediction_signals(predict_proba(params, x_stop), previous, has_previous)
+
+
+def prediction_signals(probs: Array, previous: Array, has_previous: Array):
+    """Predictions on the stop set (its probabilities ``probs``) and the signals against ``previous``.
 
     Returns ``(predictions (S,) int32, kappa, change_rate, mean_confidence)``;
     kappa and change rate are NaN when ``has_previous`` is False (round 0).
+    Any learner: the round (:func:`alband.rounds.after_buy`) passes its
+    ``predict_proba`` on the stop set.
     """
-    probs = predict_proba(params, x_stop)
     pred = jnp.argmax(probs, axis=-1).astype(jnp.int32)
     kappa = cohens_kappa(previous, pred, probs.shape[-1])
     change = jnp.mean((previous != pred).astype(jnp.float32))

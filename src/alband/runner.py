@@ -227,6 +227,14 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
         raise AlbandError(f"{where}{err}") from None
 
 
+def task_learner(config: RunConfig, task):
+    """The ``[learner]`` of the task's kind: softmax regression for labels, Bradley-Terry (``l2 = 1 / c``) for pairs."""
+    if getattr(task, "kind", "") == "pairs":
+        return make_learner("bradley_terry", l2=1.0 / config.learner.c)
+    return make_learner("softmax_regression", n_classes=task.n_classes, c=config.learner.c,
+                        max_iter=config.learner.max_iter, tol=config.learner.tol)
+
+
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
     if config.loop.batch_size > task.n_items:
         raise AlbandError(
@@ -237,8 +245,7 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
             f"{config.source}: [loop] initial_labels={config.loop.initial_labels} is larger than the pool ({task.n_items} items)"
         )
     return LoopSettings(
-        learner=make_learner("softmax_regression", n_classes=task.n_classes, c=config.learner.c,
-                             max_iter=config.learner.max_iter, tol=config.learner.tol),
+        learner=task_learner(config, task),
         policy=make_policy(config.policy_name, **config.policy_params),
         n_initial=config.loop.initial_labels,
         batch_size=config.loop.batch_size,
@@ -308,7 +315,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         done_rounds = metrics.last_round
         bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{label}")
         try:
-            for event in live_rounds(settings, task, annotator, ledger, validation=validation, **run_options):
+            for event in live_rounds(settings, task, annotator, ledger, validation=validation,
+                                     aux=getattr(task, "aux", ()), **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:
                     metrics.append(event.metrics())
@@ -362,6 +370,7 @@ def check_pool(ledger, task: Task, source: str, run_path) -> None:
     Ledgers written before fingerprints were recorded are checked row by row:
     every answer must belong to the item that has its id at its pool index.
     """
+    from alband.annotators.pair_orders import pair_id_of
     from alband.store.pool_fingerprint import FINGERPRINT_KEY, IDS_KEY, pool_difference, pool_fingerprint
 
     current = pool_fingerprint(task.ids, task.texts, task.x)
@@ -376,7 +385,7 @@ def check_pool(ledger, task: Task, source: str, run_path) -> None:
     for row in ledger.rows():
         if row.kind != "label" or row.pool_index is None:
             continue
-        now = position.get(row.item_id)
+        now = position.get(pair_id_of(row.item_id))  # a pair asked in both orders: '<id>#AB', '<id>#BA'
         if now is None:
             raise AlbandError(f"{source} no longer match run {run_path}: ledger row {row.id} paid for item "
                               f"{row.item_id!r}, which is not in the pool (restore the data or start a new run)")

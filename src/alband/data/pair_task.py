@@ -84,6 +84,23 @@ class PairTask:
             return Item(pool_index, pair_id, "")
         return pair_item(pool_index, pair_id, *self.pair_texts(pool_index))
 
+    @property
+    def texts(self) -> list[str] | None:
+        """Every pool pair's :meth:`text` (None without texts): what the pool fingerprint reads."""
+        return [self.text(i) for i in range(self.n_items)] if self.has_texts else None
+
+    def episode_data(self):
+        """The arrays :func:`alband.simulate.simulate` needs (gold required; ``aux`` and true margins included)."""
+        import jax.numpy as jnp
+
+        from alband.simulate.episode import EpisodeData
+
+        self.require_gold("a simulation")
+        return EpisodeData(x=jnp.asarray(self.x), y=jnp.asarray(self.y), text_chars=jnp.asarray(self.text_chars),
+                           text_bytes=jnp.asarray(self.text_bytes), x_test=jnp.asarray(self.x_test),
+                           y_test=jnp.asarray(self.y_test), aux=self.aux,
+                           true_margin=None if self.true_margin is None else jnp.asarray(self.true_margin))
+
     def require_gold(self, why: str) -> None:
         """An :class:`AlbandError` unless every pool pair has its gold preference (simulated judges need it)."""
         missing = np.flatnonzero(self.y < 0)

@@ -56,18 +56,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.models.base import GaussianPosterior
+from alband.models.registry import register_learner
+
 Array = jax.Array
-
-
-class GaussianPosterior(NamedTuple):
-    """A Gaussian over the parameters: ``N(mean, precision^{-1})``.
-
-    The core's learner protocol defines the same two fields in
-    ``alband.models.base``; this one is its local twin until the two merge.
-    """
-
-    mean: Array  # (p,)
-    precision: Array  # (p, p)
 
 
 class BradleyTerryParams(NamedTuple):
@@ -200,3 +192,9 @@ def sample_posterior(key: Array, posterior: GaussianPosterior, n_samples: int) -
     L = jnp.linalg.cholesky(posterior.precision)
     e = jax.random.normal(key, (posterior.mean.shape[0], n_samples), posterior.mean.dtype)
     return (posterior.mean[:, None] + jax.scipy.linalg.solve_triangular(L.T, e, lower=False)).T
+
+
+@register_learner("bradley_terry")
+def bradley_terry(l2: float = 1.0, max_iter: int = 50, tol: float = 1e-6) -> BradleyTerry:
+    """The Bradley-Terry reward model of a preference task (``[learner] c`` gives ``l2 = 1 / c``)."""
+    return BradleyTerry(float(l2), int(max_iter), float(tol))

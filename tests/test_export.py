@@ -12,7 +12,7 @@ from alband.annotation import Annotation
 from alband.cli.main import main
 from alband.config import parse_config
 from alband.runner import load_task
-from alband.store.export import read_annotations_export
+from alband.export import read_annotations_export
 from alband.store.ledger import KIND_LABEL, STATUS_SETTLED, Ledger
 from alband.store.run_dir import RunDir
 from fake_llm_server import write_film_reviews

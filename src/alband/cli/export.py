@@ -1,6 +1,6 @@
 """``alband export RUN_DIR --format jsonl|csv|dpo``: a run's paid annotations, or DPO rows of its judged pairs.
 
-See :mod:`alband.store.export` for what each format holds.
+See :mod:`alband.export` for what each format holds.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from alband.store.export import export_annotations, export_dpo
+    from alband.export import export_annotations, export_dpo
 
     run_dir = Path(args.run_dir)
     if args.fmt == "dpo":

@@ -46,7 +46,6 @@ import json
 import sys
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
 HERE = Path(__file__).resolve().parent

@@ -79,7 +79,7 @@ def _path(spec, key, base_dir: Path) -> Path:
 
 
 def _embed(spec, texts: list[str], progress: bool | None) -> np.ndarray:
-    from alband.data.embedders import MINILM, embed_with
+    from alband.data.embedders import embed_with
 
     embedder = spec["embedder"]
     dims = spec.get("dims")

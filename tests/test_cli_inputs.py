@@ -231,7 +231,8 @@ def test_annotator_option_errors_name_the_file(tmp_path, capsys):
     ("--budget", "nan", "--budget must be a positive number of dollars, got nan"),
     ("--human-price", "-1", "--human-price must be a positive number of dollars, got -1"),
     ("--plot", "missing/p.png", "--plot missing/p.png: folder missing does not exist"),
-    ("--output", "missing/r.json", "--output missing/r.json: folder missing does not exist"),
+    ("--out", "missing/r.json", "--out missing/r.json: folder missing does not exist"),
+    ("--output", "missing/r.json", "--out missing/r.json: folder missing does not exist"),
 ])
 def test_route_replay_options_are_checked_before_loading(tmp_path, monkeypatch, capsys, option, value, message):
     import alband.replay.data

@@ -58,10 +58,12 @@ def test_replay_main_end_to_end_on_synthetic_csvs(tmp_path, capsys):
     budget = full["strong"] * 1.01  # every single model can label the whole stream
     plot, out = tmp_path / "frontier.png", tmp_path / "report.json"
     report = run_json(["--data", str(wide), "--items", str(items), "--budget", str(budget),
-                       "--seeds", "2", "--human-price", "0.01", "--plot", str(plot), "--output", str(out),
+                       "--seeds", "2", "--human-price", "0.01", "--plot", str(plot), "--out", str(out),
                        "--apgr-points", "3", "--frontier-points", "3"], capsys)
     assert plot.exists() and plot.stat().st_size > 1000
     assert json.loads(out.read_text()) == report
+    assert all(0 <= r["compile_seconds"] <= r["seconds"] for r in report["routers"])
+    assert report["compile_seconds"] >= max(r["compile_seconds"] for r in report["routers"]) > 0
     assert report["seeds"] == 2 and report["data"]["n_items"] == 120
     assert report["data"]["auditor"] == "human"
     assert report["strongest"]["name"] == max(acc, key=acc.get)

@@ -6,7 +6,9 @@ Schema (every key is documented in README, "Config reference")::
                   kind = "pairs" for a preference task: source = "hh_rlhf" | "trl" |
                   "candidates" | "synthetic_candidates" (alband.data.pair_spec)
     [learner]     c = 1.0, max_iter = 200, tol = 1e-5
-    [policy]      name = "entropy", plus the policy's hyper-parameters
+    [policy]      name = "entropy" (alband policies), or a plug-in: "package.module:function"
+                  or an entry point of group alband.policies (alband.plugins), plus the
+                  policy's hyper-parameters (checked by its factory)
     [loop]        batch_size, rounds, initial_labels, seed, annotator
     [budget]      usd = 5.0
     [annotators.NAME]  kind = "simulated" | ..., prices and noise
@@ -15,7 +17,9 @@ Schema (every key is documented in README, "Config reference")::
                   held out as the validation set of rules that need one)
     [routing]     several annotators and a router (optional section; without it one
                   annotator, [loop] annotator, labels every item):
-                  router = "fixed" | "random" | "cascade" | "contextual_ts" | "bts" | "ucb_bv",
+                  router = "fixed" | "random" | "cascade" | "contextual_ts" | "bts" | "ucb_bv"
+                  (alband routers), or a plug-in ("package.module:function", entry-point
+                  group alband.routers),
                   annotators = ["cheap", "strong", "human"] (arm order), auditor = "human"
                   (optional), feedback = "audit" | "gold", label_weight = "none" |
                   "configured" | "audited", and the router's parameters, as registered
@@ -238,9 +242,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     _positive_int(learner.max_iter, source, "learner", "max_iter")
 
     policy = dict(raw["policy"])
-    policy_name = policy.pop("name", None)
-    if not isinstance(policy_name, str):
-        raise AlbandError(f"{_where(source, 'policy', 'name')} is required (a query policy name)")
+    policy_name = _policy(policy.pop("name", None), policy, source, base_dir)
 
     loop = LoopConfig(**_take(
         raw["loop"],
@@ -290,7 +292,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     base_dir = base_dir or Path.cwd()
 
     stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None
-    routing = _routing(raw["routing"], annotators, source) if "routing" in raw else None
+    routing = _routing(raw["routing"], annotators, source, base_dir) if "routing" in raw else None
     if routing is not None and "annotator" in raw["loop"]:
         raise AlbandError(
             f"{_where(source, 'loop', 'annotator')}: with a [routing] section the annotators are "
@@ -322,13 +324,32 @@ def _resolve_paths(spec: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     return spec
 
 
+def _policy(name: Any, params: dict[str, Any], source: str, base_dir: Path | None) -> str:
+    """The registered name of ``[policy] name`` (a plug-in is imported first), built once with ``params``."""
+    from alband.plugins import POLICIES, resolve_plugin
+    from alband.policies import make_policy
+
+    if not isinstance(name, str):
+        raise AlbandError(f"{_where(source, 'policy', 'name')} is required (a query policy name; "
+                          "see alband policies)")
+    try:
+        registered = resolve_plugin(name, POLICIES, search=base_dir)
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, 'policy', 'name')}: {err}") from None
+    try:
+        make_policy(registered, **params)  # the factory checks the hyper-parameters
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, 'policy')}: {err}") from None
+    return registered
+
+
 def _runnable_routers() -> list[str]:
     from alband.routing import available_routers, router_entry
 
     return [name for name in available_routers() if not router_entry(name).hindsight]
 
 
-def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingConfig:
+def _routing(table: dict, annotators: dict[str, dict], source: str, base_dir: Path) -> RoutingConfig:
     from alband.routing import ARM, ARMS, router_entry
     from alband.routing.label_weights import LABEL_WEIGHT_MODES
 
@@ -337,14 +358,16 @@ def _routing(table: dict, annotators: dict[str, dict], source: str) -> RoutingCo
     if not isinstance(router, str):
         raise AlbandError(f"{_where(source, section, 'router')} is required "
                           f"({', '.join(_runnable_routers())})")
+    from alband.plugins import ROUTERS, resolve_plugin
+
     try:
-        entry = router_entry(router)
-    except AlbandError:
-        entry = None
-    if entry is None or entry.hindsight:
-        why = (f"unknown router '{router}'" if entry is None else
-               f"router '{router}' is for evaluation only (it reads the outcomes in hindsight)")
-        raise AlbandError(f"{_where(source, section, 'router')}: {why} (available: {', '.join(_runnable_routers())})")
+        router = resolve_plugin(router, ROUTERS, search=base_dir)
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, section, 'router')}: {err}") from None
+    entry = router_entry(router)
+    if entry.hindsight:
+        raise AlbandError(f"{_where(source, section, 'router')}: router '{router}' is for evaluation only (it reads "
+                          f"the outcomes in hindsight) (available: {', '.join(_runnable_routers())})")
     in_config = {ARM: str, ARMS: list}
     _take(table, {**_ROUTING_KEYS, **{k: in_config.get(kind, kind) for k, kind in entry.parameters.items()}},
           source, section)

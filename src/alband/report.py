@@ -1,9 +1,10 @@
 """``alband report``: one row per run directory, from its metrics and ledger (shell).
 
-Under each run, one line per annotator: settled calls (invalid answers
-included), dollars and tokens, from the ledger (a routed run pays several
-annotators, audits included); then, when there are any, the ledger's
-exceptions: attempts retried (released: not billed; charged: a timeout or
+Each row names the run's policy and who labelled (its ``[loop] annotator``,
+or its router and the routed annotators, from the run's config copy). Under
+each run, one line per annotator: settled calls (invalid answers included),
+dollars and tokens, from the ledger (a routed run pays several annotators,
+audits included); then, when there are any, the ledger's exceptions: attempts retried (released: not billed; charged: a timeout or
 dropped connection counted in full), items skipped after their attempts
 failed, calls billed above their reservation (overruns), charges that are not
 labels, and orphans -- requests in flight when a run was killed, counted at
@@ -12,6 +13,11 @@ been billed twice by the provider (``possible_duplicates``).
 
 A run whose ledger says ``running`` while no process holds its writer lock
 was killed: its status reads ``killed``.
+
+The plot draws test accuracy against dollars spent on a log dollar axis:
+one colour per policy, one line style and marker per annotator (or
+router), each (policy, annotator) pair once in the legend, so many runs
+(seeds) of one pair read as one bundle of lines.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tomllib
 from pathlib import Path
 
 from alband.errors import AlbandError
@@ -75,6 +82,7 @@ def _summary(path: Path, run_dir, metrics: list[dict]) -> dict:
             "unsettled_reservations": len(ledger.unsettled()),
             "annotators": by_annotator,
         }
+    summary.update(_who(run_dir))
     last = metrics[-1] if metrics else {}
     summary.update(
         rounds=last.get("round"),
@@ -83,6 +91,21 @@ def _summary(path: Path, run_dir, metrics: list[dict]) -> dict:
         curve={k: [m.get(k) for m in metrics] for k in ("round", "n_labeled", "spent_usd", "test_accuracy")},
     )
     return summary
+
+
+def _who(run_dir) -> dict:
+    """The policy and the annotator (or ``router(a, b, ...)``) named in the run's config copy."""
+    try:
+        raw = tomllib.loads(run_dir.config_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {"policy": None, "annotator": None}
+    policy = raw.get("policy", {}).get("name")
+    routing = raw.get("routing")
+    if isinstance(routing, dict):
+        annotator = f"{routing.get('router')}({', '.join(map(str, routing.get('annotators', [])))})"
+    else:
+        annotator = raw.get("loop", {}).get("annotator") or next(iter(raw.get("annotators", {})), None)
+    return {"policy": policy, "annotator": annotator}
 
 
 def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None) -> str:
@@ -99,17 +122,19 @@ def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None)
         _plot(summaries, Path(plot))
     if as_json:
         return json.dumps(summaries, indent=2)
-    header = f"{'run':<40} {'status':<9} {'rounds':>6} {'labels':>6} {'spent $':>11} {'budget $':>9} {'accuracy':>8}  stop"
+    header = (f"{'run':<32} {'policy':<20} {'annotator':<20} {'status':<9} {'rounds':>6} {'labels':>6} "
+              f"{'spent $':>11} {'budget $':>9} {'accuracy':>8}  stop")
     lines = [header]
     for s in summaries:
         lines.append(
-            f"{s['run_dir'][-40:]:<40} {s['status']:<9} {_fmt(s['rounds'], 'd'):>6} {_fmt(s['n_labeled'], 'd'):>6} "
+            f"{s['run_dir'][-32:]:<32} {_cut(s.get('policy'), 20):<20} {_cut(s.get('annotator'), 20):<20} "
+            f"{s['status']:<9} {_fmt(s['rounds'], 'd'):>6} {_fmt(s['n_labeled'], 'd'):>6} "
             f"{s['ledger_spent_usd']:>11.6f} {_fmt(s['budget_usd'], '.2f'):>9} {_fmt(s['test_accuracy'], '.4f'):>8}  "
             f"{s['stop_reason'] or '-'}"
         )
         for name, entry in sorted(s["annotators"].items()):
             lines.append(
-                f"  {name:<38} {entry['annotations']:>6} calls {entry['invalid']:>4} invalid  "
+                f"  {name:<30} {entry['annotations']:>6} calls {entry['invalid']:>4} invalid  "
                 f"${entry['cost_usd']:.6f}  {entry['input_tokens']} in / {entry['output_tokens']} out tokens"
             )
         retried = s["attempts_retried"]
@@ -128,6 +153,11 @@ def report(paths: list[Path], *, as_json: bool = False, plot: str | None = None)
     if plot:
         lines.append(f"wrote {plot}")
     return "\n".join(lines)
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = text or "-"
+    return text if len(text) <= width else text[: width - 1] + "~"
 
 
 def _writer_alive(ledger_path: Path) -> bool:
@@ -165,19 +195,43 @@ def check_plot_path(path: Path) -> None:
         raise AlbandError(f"--plot {path}: cannot write there (permission denied)")
 
 
+#: Line styles and markers, one per annotator (cycled past the sixth).
+_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 2)), "P"))
+
+
 def _plot(summaries: list[dict], path: Path) -> None:
+    """Accuracy against dollars (log axis): colour = policy, style and marker = annotator (module docstring)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    policies = sorted({str(s.get("policy")) for s in summaries})
+    annotators = sorted({str(s.get("annotator")) for s in summaries})
+    colours = plt.get_cmap("tab10" if len(policies) <= 10 else "tab20")
+    bundle = sum(1 for s in summaries if (s.get("policy"), s.get("annotator")) ==
+                 (summaries[0].get("policy"), summaries[0].get("annotator"))) if summaries else 1
+    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=120)
+    labelled: set[tuple[str, str]] = set()
     for s in summaries:
-        ax.plot(s["curve"]["spent_usd"], s["curve"]["test_accuracy"], marker=".", label=Path(s["run_dir"]).name)
-    ax.set_xlabel("dollars spent")
+        pair = (str(s.get("policy")), str(s.get("annotator")))
+        points = [(x, y) for x, y in zip(s["curve"]["spent_usd"], s["curve"]["test_accuracy"])
+                  if x is not None and y is not None and x > 0]  # a log axis has no $0
+        if not points:
+            continue
+        linestyle, marker = _STYLES[annotators.index(pair[1]) % len(_STYLES)]
+        ax.plot(*zip(*points), color=colours(policies.index(pair[0]) % colours.N), linestyle=linestyle,
+                marker=marker, markersize=3.5, linewidth=1.4, alpha=0.9 if bundle == 1 else 0.6,
+                label=None if pair in labelled else f"{pair[0]} / {pair[1]}")
+        labelled.add(pair)
+    ax.set_xscale("log")
+    ax.set_xlabel("dollars spent (log scale)")
     ax.set_ylabel("test accuracy")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{len(summaries)} runs: accuracy against dollars")
+    ax.grid(True, which="both", alpha=0.3)
+    if labelled:
+        ax.legend(title="policy / annotator", fontsize=8, title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), ncol=2 if len(labelled) > 16 else 1, frameon=False)
     fig.tight_layout()
     try:
         fig.savefig(path)

@@ -165,7 +165,7 @@ def bench_embed_main(argv: list[str]) -> int:
     p.add_argument("--n", type=int, default=512, help="texts embedded per pass (default 512)")
     p.add_argument("--batch-size", type=int, action="append",
                    help="batch size (repeatable; default 32 128)")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes per batch size; the median is reported")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per batch size; the median is reported (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     batch_sizes = tuple(args.batch_size or DEFAULT_BATCH_SIZES)

@@ -244,16 +244,23 @@ def preference_main(argv: list[str]) -> int:
     import argparse
     import json
 
-    p = argparse.ArgumentParser(prog="alband bench preference",
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message):  # one readable line via AlbandError, exit code 2
+            from alband.errors import AlbandError
+
+            raise AlbandError(f"{self.prog}: {message}")
+
+    p = _Parser(prog="alband bench preference",
                                 description="Pair uncertainty vs the read roof, a design batch, Double TS decisions; "
                                             "each against plain numpy.")
-    p.add_argument("--n-score", type=int, default=1_000_000)
-    p.add_argument("--n-design", type=int, default=100_000)
-    p.add_argument("--n-prompts", type=int, default=10_000)
-    p.add_argument("--d", type=int, default=384)
-    p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--k", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--n-score", type=int, default=1_000_000,
+                   help="pairs scored by the uncertainty batch (default 1000000)")
+    p.add_argument("--n-design", type=int, default=100_000, help="pairs of the D-optimal design batch (default 100000)")
+    p.add_argument("--n-prompts", type=int, default=10_000, help="prompts given Double TS decisions (default 10000)")
+    p.add_argument("--d", type=int, default=384, help="pair feature dimension (default 384)")
+    p.add_argument("--batch", type=int, default=100, help="pairs per batch (default 100)")
+    p.add_argument("--k", type=int, default=16, help="candidates per prompt for Double TS (default 16)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls after a warm-up; medians (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     args = p.parse_args(argv)
     result = bench_preference(n_score=args.n_score, n_design=args.n_design, n_prompts=args.n_prompts, d=args.d,

@@ -41,7 +41,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -209,6 +209,10 @@ def scoring_floor(x: np.ndarray, n_classes: int, rounds: int, *, seeds: int = FL
             "seconds_per_episode": seconds * rounds / seeds}
 
 
+#: Stages :func:`bench_simulate` announces: load, compile, simulate, live loop, scoring floor, modAL.
+STAGE_COUNT = 6
+
+
 def bench_simulate(
     data_dir: str | Path = DEFAULT_AG_NEWS,
     *,
@@ -225,8 +229,13 @@ def bench_simulate(
     vmap_width: int = 1,
     stop_set_size: int = 500,
     max_train: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark (module docstring); returns a JSON-able dict."""
+    """Run the benchmark (module docstring); returns a JSON-able dict.
+
+    ``progress(stage)`` is called as each of the :data:`STAGE_COUNT` stages starts.
+    """
+    say = progress or (lambda stage: None)
     import jax
     import jax.numpy as jnp
 
@@ -240,6 +249,7 @@ def bench_simulate(
     if min(seeds, rounds, batch_size, n_initial, max_iter) < 1 or live_seeds < 0 or modal_seeds < 0:
         raise AlbandError("bench simulate: --seeds, --rounds, --batch-size, --initial and --max-iter must be >= 1")
     rss_start = _peak_rss_mb()
+    say("loading the data")
     t0 = time.perf_counter()
     task = load_folder_task(data_dir, max_train=max_train)
     load_seconds = time.perf_counter() - t0
@@ -254,10 +264,12 @@ def bench_simulate(
     budget = 1e6  # never binds: every episode runs all its rounds
     seed_array = jnp.arange(seeds, dtype=jnp.uint32)
 
+    say("compiling the simulator")
     t0 = time.perf_counter()
     compiled = simulate_many.lower(config, data, model, budget, seed_array, vmap_width).compile()
     compile_seconds = time.perf_counter() - t0
     rss_before = _peak_rss_mb()
+    say(f"simulating {seeds} seeds in one call")
     t0 = time.perf_counter()
     trace = jax.block_until_ready(compiled(data, model, budget, seed_array))
     simulate_seconds = time.perf_counter() - t0
@@ -292,6 +304,7 @@ def bench_simulate(
         "trace_mb": _tree_mb(trace),
         "final_test_accuracy_mean": float(np.mean(np.asarray(trace.test_accuracy)[:, -1])),
     }
+    say(f"the live loop ({live_seeds} seeds)" if live_seeds else "the live loop (skipped)")
     if live_seeds:
         settings = LoopSettings(learner, config.policy, n_initial, batch_size, rounds, seed=0, budget_usd=budget)
         live = time_live_loop(task, settings, model, seeds=list(range(min(live_seeds, seeds))))
@@ -303,10 +316,12 @@ def bench_simulate(
         result["speedup_vs_live_loop_without_ledger"] = (
             (live["seconds_per_round"] - live["ledger_seconds_per_round"]) * rounds / sim_per_episode
         )
+    say("the scoring floor")
     floor = scoring_floor(np.asarray(task.x), task.n_classes, rounds)
     result["scoring_floor"] = floor
     if live_seeds:
         result["speedup_bound_from_scoring"] = live["seconds_per_episode"] / floor["seconds_per_episode"]
+    say(f"modAL ({modal_seeds} seeds)" if modal_seeds else "modAL (skipped)")
     if modal_seeds:
         modal = time_modal_loop(task, n_initial=n_initial, batch_size=batch_size, rounds=rounds,
                                 seeds=list(range(modal_seeds)))
@@ -325,9 +340,9 @@ def bench_simulate_main(argv: list[str]) -> int:
     p.add_argument("--data", default=str(DEFAULT_AG_NEWS), help="dataset folder (default: ../shared/data/ag_news)")
     p.add_argument("--seeds", type=int, default=1000, help="episodes in the one simulator call (default 1000)")
     p.add_argument("--rounds", type=int, default=200, help="query rounds per episode (default 200)")
-    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=10, help="labels bought per round (default 10)")
     p.add_argument("--initial", type=int, default=10, help="random seed labels (default 10)")
-    p.add_argument("--policy", default="margin")
+    p.add_argument("--policy", default="margin", help="query policy (alband policies; default margin)")
     p.add_argument("--c", type=float, default=1.0, help="learner's inverse L2 strength (default 1)")
     p.add_argument("--max-iter", type=int, default=200, help="L-BFGS iterations per refit (default 200)")
     p.add_argument("--tol", type=float, default=1e-5, help="L-BFGS gradient tolerance (default 1e-5)")
@@ -336,11 +351,15 @@ def bench_simulate_main(argv: list[str]) -> int:
     p.add_argument("--vmap-width", type=int, default=1, help="seeds vmapped together inside the map (default 1)")
     p.add_argument("--max-train", type=int, default=None, help="subsample the pool to this many items (quick runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no stage lines and no progress bar")
     args = p.parse_args(argv)
-    result = bench_simulate(args.data, seeds=args.seeds, rounds=args.rounds, batch_size=args.batch_size,
-                            n_initial=args.initial, policy=args.policy, c=args.c, max_iter=args.max_iter,
-                            tol=args.tol, live_seeds=args.live_seeds, modal_seeds=args.modal_seeds,
-                            vmap_width=args.vmap_width, max_train=args.max_train)
+    from alband.cli.progress import stage_bar
+
+    with stage_bar("bench simulate", STAGE_COUNT, quiet=args.quiet) as step:
+        result = bench_simulate(args.data, seeds=args.seeds, rounds=args.rounds, batch_size=args.batch_size,
+                                n_initial=args.initial, policy=args.policy, c=args.c, max_iter=args.max_iter,
+                                tol=args.tol, live_seeds=args.live_seeds, modal_seeds=args.modal_seeds,
+                                vmap_width=args.vmap_width, max_train=args.max_train, progress=step)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
     else:

@@ -75,6 +75,8 @@ def _usage(message: str) -> _UsageError:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alband.cli.simulate import DEFAULT_SEEDS
+
     parser = argparse.ArgumentParser(
         prog="alband",
         description="Active learning as sequential decision making, under a real dollar budget.",
@@ -84,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="random vs entropy sampling on BBC News with three priced annotators")
     demo.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    demo.add_argument("--seeds", type=int, default=20, help="seeds per policy and annotator (default: 20)")
+    demo.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                      help=f"episodes per policy and annotator (default: {DEFAULT_SEEDS}, as simulate)")
     demo.add_argument("--rounds", type=int, default=15, help="query rounds of 10 labels (default: 15)")
     demo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     demo.set_defaults(func=_cmd_demo)
@@ -112,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub) -> None:
     """The commands whose options live with them: ``simulate``, ``bench ...``, ``route replay``."""
-    from alband.cli import bench, export, route, simulate
+    from alband.cli import bench, export, listing, route, simulate
 
+    listing.register(sub)
     simulate.register(sub)
     bench.register(sub)
     route.register(sub)
@@ -139,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.rest = unknown + list(args.rest)
     try:
+        from alband.jax_cache import enable_compilation_cache
+
+        enable_compilation_cache()  # cheap: jax loads anyway for every command that compiles
         return int(args.func(args) or 0)
     except (AlbandError, _UsageError) as err:
         print(f"alband: error: {err}", file=sys.stderr)

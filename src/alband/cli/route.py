@@ -6,8 +6,6 @@ The replay parses its own arguments (``argparse.REMAINDER``), so
 
 from __future__ import annotations
 
-import argparse
-
 
 def _route_replay(argv: list[str]) -> int:
     from alband.replay.cli import replay_main
@@ -17,10 +15,10 @@ def _route_replay(argv: list[str]) -> int:
 
 def register(sub) -> None:
     """Add ``route`` to the ``alband`` parser."""
-    route = sub.add_parser("route", help="annotator routing: offline replay over outcome matrices", add_help=False)
-    route.add_argument("action", choices=["replay"])
-    route.add_argument("rest", nargs=argparse.REMAINDER)
-    route.set_defaults(func=lambda a: _route_replay(a.rest))
+    from alband.cli.dispatch import register_actions
+
+    register_actions(sub, "route", "annotator routing: offline replay of every router over outcome matrices",
+                     {"replay": (_route_replay, "every router over an outcome matrix: accuracy, dollars, APGR")})
 
 
 __all__ = ["register"]

@@ -25,8 +25,15 @@ class _Parser(argparse.ArgumentParser):
         raise AlbandError(f"{self.prog}: {message}")
 
 
-def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_future: float = 10_000.0,
-                    vmap_width: int = 1) -> dict[str, Any]:
+DEFAULT_SEEDS = 20
+"""Episodes per configuration where a command runs several (``simulate``, ``demo``)."""
+
+#: Chunks the seeds are run in, so that a progress bar can advance.
+PROGRESS_CHUNKS = 20
+
+
+def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float = 0.1,
+                    n_future: float = 10_000.0, vmap_width: int = 1, progress: bool | None = None) -> dict[str, Any]:
     """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule.
 
     Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
@@ -34,10 +41,17 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
     routed by the router ``alband run`` builds (:meth:`alband.config.RoutingConfig.build`),
     with the same auditor and label weights, so seed ``s`` buys what a live run
     with ``[loop] seed = s`` buys.
+
+    ``progress``: a "compiling ..." line, then a bar over the seeds, on stderr
+    (``None``: when stderr is a terminal). The result holds
+    ``compile_seconds`` (tracing and XLA compilation; near zero when the
+    persistent compilation cache has the program, :mod:`alband.jax_cache`)
+    and ``simulate_seconds`` (running it).
     """
     import jax
     import jax.numpy as jnp
 
+    from alband.jax_cache import enable_compilation_cache
     from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
     from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
     from alband.stopping.outcome_statistics import ordered_outcomes, summarize
@@ -45,6 +59,7 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
 
     if seeds < 1:
         raise AlbandError("simulate: --seeds must be >= 1")
+    enable_compilation_cache()
     if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
         raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")
     routing = config.routing
@@ -85,9 +100,10 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
                             settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
     seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
-    t0 = time.perf_counter()
-    trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array, vmap_width))
-    seconds = time.perf_counter() - t0
+    trace, compile_seconds, seconds = run_in_chunks(
+        lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
+        lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
+        seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
     rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
     if config.stopping is not None:
         rules = rules + (make_rule(config.stopping.rule, **config.stopping.params),)
@@ -113,6 +129,7 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
         "cost_model": {"cost_per_error_usd": cost_per_error, "n_future": n_future,
                        "total_cost": "(1 - test accuracy) * n_future * cost_per_error + dollars spent"},
         "validation_rows": 0 if validation is None else int(len(validation[1])),
+        "compile_seconds": compile_seconds,
         "simulate_seconds": seconds,
         "rules": rows,
         "per_seed": per_seed,
@@ -125,11 +142,51 @@ def simulate_config(config, *, seeds: int = 100, cost_per_error: float = 0.1, n_
     }
 
 
+def run_in_chunks(compile_chunk, run_chunk, seeds, *, multiple: int = 1, progress: bool | None = None,
+                  what: str = "simulate"):
+    """Compile once for a chunk of ``seeds``, then run every chunk: ``(trace, compile_seconds, run_seconds)``.
+
+    The seeds are cut into about :data:`PROGRESS_CHUNKS` equal chunks (a
+    multiple of ``multiple``), the last padded by repeating its final seed and
+    the padding dropped from the trace, so one program serves every chunk and
+    a bar advances chunk by chunk. Each seed's episode is computed on its own
+    (``lax.map``), so chunking leaves the numbers unchanged.
+    """
+    import sys
+
+    import jax
+    import jax.numpy as jnp
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    n = int(seeds.shape[0])
+    size = -(-n // PROGRESS_CHUNKS)
+    size = -(-size // multiple) * multiple
+    count = -(-n // size)
+    padded = jnp.concatenate([seeds, jnp.full((count * size - n,), seeds[-1], seeds.dtype)])
+    if progress:
+        print(f"{what}: compiling ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    compiled = compile_chunk(padded[:size])
+    compile_seconds = time.perf_counter() - t0
+    if progress:
+        print(f"{what}: compiled in {compile_seconds:.1f} s; running {n} seeds", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    parts = []
+    with tqdm(total=n, unit="seed", desc=what, disable=not progress, file=sys.stderr, leave=False) as bar:
+        for k in range(count):
+            parts.append(jax.block_until_ready(run_chunk(compiled, padded[k * size:(k + 1) * size])))
+            bar.update(min(size, n - k * size))
+    trace = jax.tree_util.tree_map(lambda *leaves: jnp.concatenate(leaves)[:n], *parts)
+    return trace, compile_seconds, time.perf_counter() - t0
+
+
 def format_rules_table(result: dict[str, Any]) -> str:
     routing = result.get("routing")
     routed = "" if routing is None else f" (routed by {routing['router']} over {', '.join(routing['annotators'])})"
     lines = [f"{result['config']}{routed}: {len(result['seeds'])} seeds x {result['rounds']} rounds in "
-             f"{result['simulate_seconds']:.1f} s; cost = (1 - acc) * {result['cost_model']['n_future']:g} * "
+             f"{result['simulate_seconds']:.1f} s (+ {result.get('compile_seconds', 0.0):.1f} s compiling); cost = (1 - acc) * {result['cost_model']['n_future']:g} * "
              f"${result['cost_model']['cost_per_error_usd']:g} + dollars spent",
              f"{'rule':<26} {'fired':>6} {'stop':>5} {'r*':>5} {'labels':>7} {'dollars':>10} {'accuracy':>8} "
              f"{'regret $ (median, 95% CI)':>32}"]
@@ -152,14 +209,18 @@ def simulate_main(argv: list[str]) -> int:
     p = _Parser(prog="alband simulate",
                 description="Simulate a config's experiment for many seeds in one call; evaluate every stopping rule.")
     p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated)")
-    p.add_argument("--seeds", type=int, default=100, help="episodes, seeds loop.seed, loop.seed+1, ... (default 100)")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"episodes, seeds loop.seed, loop.seed+1, ... (default {DEFAULT_SEEDS})")
     p.add_argument("--cost-per-error", type=float, default=0.1, help="dollars per misclassification m (default 0.1)")
     p.add_argument("--n-future", type=float, default=10_000.0, help="future predictions n (default 10000)")
     p.add_argument("--vmap-width", type=int, default=1, help="seeds vmapped together inside the map (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object (with per-seed values)")
+    p.add_argument("--quiet", action="store_true", help="no 'compiling ...' line and no progress bar")
     args = p.parse_args(argv)
+    if args.vmap_width < 1:
+        raise AlbandError("alband simulate: --vmap-width must be >= 1")
     result = simulate_config(load_config(args.config), seeds=args.seeds, cost_per_error=args.cost_per_error,
-                             n_future=args.n_future, vmap_width=args.vmap_width)
+                             n_future=args.n_future, vmap_width=args.vmap_width, progress=not args.quiet)
     print(json.dumps(result, indent=2, default=float) if args.json else format_rules_table(result))
     return 0
 
@@ -172,4 +233,4 @@ def register(sub) -> None:
     simulate.set_defaults(func=lambda a: simulate_main(a.rest))
 
 
-__all__ = ["format_rules_table", "register", "simulate_config", "simulate_main"]
+__all__ = ["DEFAULT_SEEDS", "format_rules_table", "run_in_chunks", "register", "simulate_config", "simulate_main"]

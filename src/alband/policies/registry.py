@@ -2,7 +2,13 @@
 
 ``make_policy("entropy")`` returns a :class:`~alband.policies.base.QueryPolicy`;
 keyword arguments are the policy's hyper-parameters. The config's
-``loop.policy`` and the CLI use these names.
+``[policy] name`` and the CLI use these names; a policy outside alband is a
+plug-in (:mod:`alband.plugins`: ``"package.module:function"`` or an entry
+point of group ``alband.policies``).
+
+Registering the same function again under its name (a module or a notebook
+cell run twice: same module and qualified name) replaces the entry; two
+different functions under one name are an error.
 """
 
 from __future__ import annotations
@@ -20,12 +26,25 @@ def register_policy(name: str) -> Callable[[Callable[..., QueryPolicy]], Callabl
     """Decorator registering a policy factory under ``name``."""
 
     def decorate(factory: Callable[..., QueryPolicy]) -> Callable[..., QueryPolicy]:
-        if name in _FACTORIES:
-            raise ValueError(f"query policy '{name}' is registered twice")
+        old = _FACTORIES.get(name)
+        if old is not None and _where(old) != _where(factory):
+            raise ValueError(f"query policy '{name}' is registered twice: by {_where(old)} and by {_where(factory)}")
+        if old is not None and old is not factory:  # re-registered: forget the policies the old one built
+            for key in [k for k in _BUILT if k[0] == name]:
+                del _BUILT[key]
         _FACTORIES[name] = factory
         return factory
 
     return decorate
+
+
+def _where(factory: Callable) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def registered_factories() -> dict[str, Callable[..., QueryPolicy]]:
+    """``{name: factory}`` of every registered policy (what :mod:`alband.plugins` resolves against)."""
+    return dict(_FACTORIES)
 
 
 def available_policies() -> list[str]:

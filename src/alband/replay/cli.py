@@ -4,9 +4,9 @@ Usage (the CLI wires ``alband route replay`` to :func:`replay_main`)::
 
     replay --data WIDE.csv --items ITEMS.csv --budget USD [--seeds N] [--json]
            [--embeddings E.npy --ids IDS.txt] [--human-price USD] [--plot PNG]
-           [--output REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
+           [--out REPORT.json] [--auditor NAME] [--audit-rate Q] [--audit-share S] [--panel-share P]
            [--cascade-target A] [--feature-dim D] [--routers r1,r2,...]
-           [--apgr-points M] [--frontier-points F] [--keep-contaminated]
+           [--apgr-points M] [--frontier-points F] [--keep-contaminated] [--quiet]
 
 Without ``--json`` a short table is printed instead of the JSON. Bad input
 raises :class:`alband.errors.AlbandError` (the caller prints it and exits 2).
@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from alband.errors import AlbandError
@@ -39,22 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human-price", type=float, help="add a 'human' arm (the gold label) at this $/label")
     p.add_argument("--json", action="store_true", help="print the JSON report")
     p.add_argument("--plot", help="write the accuracy-vs-cost frontier PNG here")
-    p.add_argument("--output", help="also write the JSON report to this file")
+    p.add_argument("--out", "--output", dest="output", metavar="REPORT.json",
+                   help="also write the JSON report to this file (--output: the former spelling)")
     p.add_argument("--auditor", help="arm taken as truth for audits (default: human if present, else strongest)")
-    p.add_argument("--audit-rate", type=float, default=0.1)
-    p.add_argument("--audit-share", type=float, default=0.2)
+    p.add_argument("--audit-rate", type=float, default=0.1,
+                   help="largest audit probability per item of the learning routers (default 0.1)")
+    p.add_argument("--audit-share", type=float, default=0.2,
+                   help="largest expected share of the per-item pace spent on audits (default 0.2)")
     p.add_argument("--cascade-target", type=float, default=None,
                    help="accuracy required of answers the cascade accepts (default: 0.95 x the strongest "
                         "model's accuracy with a human auditor, 0.95 agreement with a model auditor)")
     p.add_argument("--panel-share", type=float, default=0.1,
                    help="arms quoted at most this share of the auditor's price join each audit (default 0.1)")
-    p.add_argument("--feature-dim", type=int, default=32)
+    p.add_argument("--feature-dim", type=int, default=32,
+                   help="dimension of the contextual routers' item features (default 32)")
     p.add_argument("--apgr-points", type=int, default=11,
                    help="budgets on the APGR grid, weak to strong full-stream cost (default 11)")
     p.add_argument("--frontier-points", type=int, default=10,
                    help="extra log-spaced budgets for the frontier and the cost to 95%% (default 10)")
     p.add_argument("--routers", help="comma-separated registered router names (alband.routing.registry; "
                                      "default: random,cascade,contextual_ts,bts,ucb_bv,oracle)")
+    p.add_argument("--quiet", action="store_true", help="no 'compiling ...' line and no progress bar")
     p.add_argument("--keep-contaminated", action="store_true",
                    help="keep rows with routellm_contaminated == 1 (dropped by default, as in RouteLLM)")
     return p
@@ -74,7 +80,7 @@ def _validate(args) -> None:
         if value is not None and not Path(value).is_file():
             raise AlbandError(f"route replay: {option} {value}: "
                               + ("is a folder, not a file" if Path(value).is_dir() else "file not found"))
-    for option, value in (("--plot", args.plot), ("--output", args.output)):
+    for option, value in (("--plot", args.plot), ("--out", args.output)):
         if value is not None and not Path(value).parent.is_dir():
             raise AlbandError(f"route replay: {option} {value}: folder {Path(value).parent} does not exist")
     if args.seeds < 1:
@@ -100,20 +106,28 @@ def run_from_args(args) -> dict:
     from alband.replay.data import load_embeddings, load_outcome_matrix
     from alband.replay.features import item_features
     from alband.replay.report import build_report
+    from alband.plugins import ROUTERS, resolve_plugin
     from alband.replay.runner import LEARNED_ROUTERS, ReplaySettings, run_replay
 
     _validate(args)
+    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
+    try:
+        routers = tuple(resolve_plugin(r, ROUTERS) for r in routers)  # a plug-in router is imported here
+    except AlbandError as err:
+        raise AlbandError(f"route replay: --routers: {err}") from None
+    if "fixed" in routers:  # before loading, and before any progress line
+        raise AlbandError("router 'fixed' is replayed for every arm already (fixed:<arm>); leave it out of --routers")
     matrix = load_outcome_matrix(args.data, args.items, human_price_usd=args.human_price,
                                  drop_contaminated=not args.keep_contaminated)
     emb = load_embeddings(args.embeddings, args.ids, matrix.item_ids) if args.embeddings else None
     features, how = item_features(matrix.texts, matrix.tasks, emb, dim=args.feature_dim)
-    routers = tuple(r.strip() for r in args.routers.split(",") if r.strip()) if args.routers else LEARNED_ROUTERS
     settings = ReplaySettings(seeds=args.seeds, auditor=args.auditor, audit_rate=args.audit_rate,
                               audit_share=args.audit_share, panel_share=args.panel_share,
                               cascade_target=args.cascade_target,
                               apgr_points=args.apgr_points, frontier_points=args.frontier_points,
                               routers=routers)
-    result = run_replay(matrix, features, args.budget, settings, feature_description=how)
+    with _progress_bar(len(matrix.arms) + len(routers), quiet=getattr(args, "quiet", True)) as step:
+        result = run_replay(matrix, features, args.budget, settings, feature_description=how, progress=step)
     report = build_report(result)
     if args.plot:
         from alband.replay.plot import plot_frontier
@@ -124,6 +138,22 @@ def run_from_args(args) -> dict:
         out = Path(args.output)
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+@contextmanager
+def _progress_bar(total: int, *, quiet: bool):
+    """A "compiling and replaying ..." line, then a bar advanced once per router (each compiles its own program)."""
+    from tqdm.auto import tqdm
+
+    if not quiet:
+        print(f"route replay: compiling and replaying {total} routers (each compiles once) ...", file=sys.stderr,
+              flush=True)
+    with tqdm(total=total, unit="router", desc="route replay", disable=quiet, file=sys.stderr, leave=False) as bar:
+        def step(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(1)
+
+        yield step
 
 
 def format_table(report: dict) -> str:

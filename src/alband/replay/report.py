@@ -123,6 +123,7 @@ def router_entry(runs: RouterRuns, result: ReplayResult) -> dict[str, Any]:
         "cost_to_95pct_strongest": _num(to95),
         "cost_cut_vs_strongest": _num(1 - to95 / full_strong) if (to95 is not None and full_strong > 0) else None,
         "seconds": round(runs.seconds, 3),
+        "compile_seconds": round(runs.compile_seconds, 3),
         "curve": [
             {"budget_usd": float(b), "cost_usd": float(spent_curve[j]),
              "stream_accuracy": float(stream_curve[j]),
@@ -217,5 +218,6 @@ def build_report(result: ReplayResult) -> dict[str, Any]:
         },
         "definitions": DEFINITIONS,
         "machine": machine_info(result.seconds),
+        "compile_seconds": round(sum(r.compile_seconds for r in result.runs.values()), 3),
         "seeds": result.seeds,
     }

@@ -59,9 +59,10 @@ class RouterRuns:
     calls: np.ndarray  # (S, B, K) int, payments per arm (audits included)
     audits: np.ndarray  # (S, B) int
     arm_per_budget: list[str] | None = None  # best-fixed only: the arm chosen at each budget
-    seconds: float = 0.0
+    seconds: float = 0.0  # compiling included
     task_labels: np.ndarray | None = None  # (S, T, K + 1) labels per task and arm at the user budget
     task_correct: np.ndarray | None = None  # (S, T) right labels per task at the user budget
+    compile_seconds: float = 0.0  # of ``seconds``: tracing and compiling the router's replay
 
 
 @dataclass
@@ -211,9 +212,11 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     result = ReplayResult(matrix, budgets, user_idx, apgr_idx, auditor, strongest, cheapest,
                           feature_description=feature_description, seeds=settings.seeds)
 
-    def record(name, trace, t0):
+    def record(name, traced, t0):
+        trace, compile_seconds = traced
         jax.block_until_ready(trace)
         runs = _summarise(name, trace, matrix, orders, budgets, time.perf_counter() - t0, user_idx)
+        runs.compile_seconds = compile_seconds
         result.runs[name] = runs
         if progress:
             progress(f"{name}: {runs.seconds:.1f} s")
@@ -221,8 +224,8 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
 
     for k, arm in enumerate(matrix.arms):
         t0 = time.perf_counter()
-        trace = replay_batch_with(fixed_router, jnp.int32(k), stream, orders_j, budgets32, keys,
-                                  auditor=auditor)
+        trace = _compiled(replay_batch_with, (fixed_router,), (jnp.int32(k), stream, orders_j, budgets32, keys),
+                          auditor)
         record(f"fixed:{arm}", trace, t0)
 
     chain = [cheapest, strongest] + ([auditor] if auditor not in (cheapest, strongest) else [])
@@ -241,11 +244,12 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
         t0 = time.perf_counter()
         entry = router_entry(name)
         if entry.hindsight:
-            trace = replay_batch_with(_hindsight_factory(name), (stream.correct, stream.cost_usd), stream,
-                                      orders_j, budgets32, keys, auditor=auditor)
+            trace = _compiled(replay_batch_with, (_hindsight_factory(name),),
+                              ((stream.correct, stream.cost_usd), stream, orders_j, budgets32, keys), auditor)
         else:
             hyper = {k: v for k, v in offered.items() if k in entry.parameters}
-            trace = replay_batch(make_router(name, **hyper), stream, orders_j, budgets32, keys, auditor=auditor)
+            trace = _compiled(replay_batch, (make_router(name, **hyper),), (stream, orders_j, budgets32, keys),
+                              auditor)
         record(name, trace, t0)
 
     fixed = [result.runs[f"fixed:{a}"] for a in matrix.arms]
@@ -254,6 +258,28 @@ def run_replay(matrix: OutcomeMatrix, features: np.ndarray, user_budget: float,
     result.runs["best-fixed"] = _best_fixed(fixed, matrix, n, user_idx)
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+_EXECUTABLES: dict[tuple, object] = {}
+
+
+def _compiled(jitted, static: tuple, dynamic: tuple, auditor: int):
+    """``jitted(*static, *dynamic, auditor=auditor)`` compiled ahead of time: ``(trace, compile_seconds)``.
+
+    Executables are kept per static arguments and argument shapes, as ``jax.jit``
+    keeps them: the fixed arms share one program (their arm is traced), so
+    only the first pays the compile (``compile_seconds`` 0 for the others).
+    """
+    import jax
+
+    leaves, tree = jax.tree_util.tree_flatten(dynamic)
+    key = (jitted, static, auditor, tree, tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in leaves))
+    compile_seconds = 0.0
+    if key not in _EXECUTABLES:
+        t0 = time.perf_counter()
+        _EXECUTABLES[key] = jitted.lower(*static, *dynamic, auditor=auditor).compile()
+        compile_seconds = time.perf_counter() - t0
+    return _EXECUTABLES[key](*dynamic), compile_seconds
 
 
 @cache

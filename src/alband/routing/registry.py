@@ -4,7 +4,9 @@
 :class:`~alband.routing.base.Router`; keyword arguments are the router's
 hyper-parameters, checked against the types it registered and, by its
 factory, against their ranges (one :class:`~alband.errors.AlbandError` line
-naming the parameter). The registered name is the one spelling of the router
+naming the parameter). A router outside alband is a plug-in
+(:mod:`alband.plugins`: ``"package.module:function"`` or an entry point of
+group ``alband.routers``). The registered name is the one spelling of the router
 everywhere: the config's ``[routing] router``, ``alband route replay
 --routers``, the replay's JSON report and the runs' reports (snake_case:
 ``contextual_ts``, ``ucb_bv``).
@@ -101,6 +103,11 @@ def available_routers() -> list[str]:
     return sorted(_ENTRIES)
 
 
+def registered_factories() -> dict[str, Callable[..., Router]]:
+    """``{name: factory}`` of every registered router (what :mod:`alband.plugins` resolves against)."""
+    return {name: entry.factory for name, entry in _ENTRIES.items()}
+
+
 def router_entry(name: str) -> RouterEntry:
     """The registration of ``name``; an :class:`AlbandError` lists the known names."""
     try:
@@ -192,5 +199,6 @@ __all__ = [
     "available_routers",
     "make_router",
     "register_router",
+    "registered_factories",
     "router_entry",
 ]

@@ -89,7 +89,7 @@ def direct_main(spec_path: str) -> None:
         t0 = time.perf_counter()
         result = simulate_cell(cell)
         calls.append({"cell": cell.name, "seconds": time.perf_counter() - t0,
-                      "simulate_seconds": result["simulate_seconds"]})
+                      "compile_seconds": result["compile_seconds"], "simulate_seconds": result["simulate_seconds"]})
     print(json.dumps(calls))
 
 
@@ -135,6 +135,7 @@ def bench_sweep(data_root: Path, *, policies: list[str], datasets: list[str], se
                 "wall_seconds": seconds,
                 "overhead_seconds_per_cell": (seconds - direct_seconds) / cells,
                 "cell_seconds_total": sum(r["timings"]["cell_seconds"] for r in rows),
+                "compile_seconds_total": sum(r["timings"]["compile_seconds"] for r in rows),
                 "simulate_seconds_total": sum(r["timings"]["simulate_seconds"] for r in rows),
             }
     result["load_average"] = list(os.getloadavg())
@@ -152,9 +153,9 @@ def bench_main(argv: list[str]) -> int:
                                                                     "(default ../shared/data)")
     p.add_argument("--policy", action="append", help="policy (repeatable; default random margin)")
     p.add_argument("--dataset", action="append", help="dataset folder name (repeatable; default ag_news trec subj)")
-    p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=20, help="episodes per cell (default 20, as simulate)")
+    p.add_argument("--rounds", type=int, default=10, help="query rounds per episode (default 10)")
+    p.add_argument("--batch-size", type=int, default=10, help="labels bought per round (default 10)")
     p.add_argument("--max-train", type=int, default=2000, help="pool size per dataset (default 2000)")
     p.add_argument("--backend", action="append", choices=["local", "local_jobs_2", "ray"],
                    help="repeatable; default local, local_jobs_2 and ray (ray when installed)")

@@ -58,6 +58,7 @@ def run_cell(cell: Cell, backend: str = "local") -> dict[str, Any]:
             "cost_model": result["cost_model"],
         }
     row["timings"] = {
+        "compile_seconds": None if result is None else result["compile_seconds"],
         "simulate_seconds": None if result is None else result["simulate_seconds"],
         "cell_seconds": time.perf_counter() - t0,
         "started_at": _iso(started),
@@ -78,7 +79,8 @@ def simulate_cell(cell: Cell) -> dict[str, Any]:
 
     config = parse_config(cell.config_text, source=cell.source, base_dir=Path(cell.base_dir))
     return simulate_config(config, seeds=cell.seed_count, cost_per_error=float(cell.simulate["cost_per_error"]),
-                           n_future=float(cell.simulate["n_future"]), vmap_width=int(cell.simulate["vmap_width"]))
+                           n_future=float(cell.simulate["n_future"]), vmap_width=int(cell.simulate["vmap_width"]),
+                           progress=False)  # the sweep draws its own bar over cells
 
 
 def versions() -> dict[str, str]:

@@ -1,0 +1,55 @@
+"""JAX's persistent compilation cache under alband's cache folder (shell).
+
+The simulator is one large XLA program per (policy, learner, shapes); tracing
+and compiling it takes longer than running it on small pools. With the cache
+on, a second process that compiles the same program reads it from disk
+(README, "Compile time", has the measured figures).
+
+:func:`enable_compilation_cache` points ``jax_compilation_cache_dir`` at
+``$ALBAND_CACHE_DIR/jax`` (default ``~/.cache/alband/jax``, the folder of
+:func:`alband.kernels._build.cache_root`) and caches every program that took
+at least :data:`MIN_COMPILE_SECONDS` to compile. ``ALBAND_JAX_CACHE=0`` turns
+it off; a cache folder set by the user (``JAX_COMPILATION_CACHE_DIR`` or
+``jax.config``) is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+OPT_OUT_ENV = "ALBAND_JAX_CACHE"
+#: Programs compiled faster than this are not written (the small ones cost more to store than to rebuild).
+MIN_COMPILE_SECONDS = 1.0
+
+
+def compilation_cache_dir() -> Path | None:
+    """The folder :func:`enable_compilation_cache` uses, or ``None`` when ``ALBAND_JAX_CACHE=0``."""
+    if os.environ.get(OPT_OUT_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    from alband.kernels._build import cache_root
+
+    return cache_root() / "jax"
+
+
+def enable_compilation_cache() -> Path | None:
+    """Turn JAX's persistent compilation cache on (module docstring); the folder in use, or ``None``."""
+    import jax
+
+    folder = compilation_cache_dir()
+    if folder is None:
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return Path(current)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile as before
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return folder
+
+
+__all__ = ["MIN_COMPILE_SECONDS", "OPT_OUT_ENV", "compilation_cache_dir", "enable_compilation_cache"]

@@ -101,3 +101,26 @@ def test_simulate_and_report_of_a_preference_config(tmp_path, capsys):
     assert main(["report", str(tmp_path / "run"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert json.dumps(report)  # one row for the run
+
+
+def test_pseudo_labels_join_the_fit_and_a_bought_label_wins():
+    import jax.numpy as jnp
+
+    from alband.models.registry import make_learner
+    from alband.pool import empty_label_state, record_annotations
+    from alband.rounds import train_with_pseudo_labels
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(30, 3)), jnp.float32)
+    learner = make_learner("bradley_terry", l2=1.0)
+    bought = jnp.arange(5)
+    labels = jnp.asarray(rng.integers(0, 2, 5), jnp.int32)
+    state = record_annotations(empty_label_state(30, 10), bought, labels, jnp.ones(5, bool), jnp.zeros(5), 1.0)
+    pseudo = jnp.asarray(rng.integers(0, 2, 30), jnp.int32).at[:5].set(1 - labels).at[7].set(-1)
+    weight = jnp.full(30, 0.5, jnp.float32)
+    params = train_with_pseudo_labels(learner, learner.init(3), x, state, 10, pseudo, weight)
+    rows = np.r_[0:5, 5:7, 8:30]
+    y = jnp.concatenate([labels, pseudo[5:7], pseudo[8:]])
+    w = jnp.concatenate([jnp.ones(5), jnp.full(rows.size - 5, 0.5)])
+    expected = learner.fit(learner.init(3), x[rows], y, w)
+    np.testing.assert_allclose(np.asarray(params.theta), np.asarray(expected.theta), atol=1e-5)

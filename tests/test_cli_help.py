@@ -9,9 +9,9 @@ import pytest
 from alband.cli.main import main
 
 COMMANDS = [
-    [], ["demo"], ["run"], ["resume"], ["report"], ["policies"], ["routers"], ["simulate"],
+    [], ["demo"], ["run"], ["resume"], ["report"], ["policies"], ["routers"], ["learners"], ["simulate"],
     ["route"], ["route", "replay"], ["bench"], ["bench", "design"], ["bench", "acquisition"], ["bench", "embed"],
-    ["bench", "preference"], ["bench", "simulate"],
+    ["bench", "learners"], ["bench", "preference"], ["bench", "simulate"],
     ["sweep"], ["sweep", "report"], ["sweep", "bench"],
 ]
 
@@ -53,12 +53,12 @@ def test_help_works_and_documents_every_option(capsys, command):
 
 def test_the_top_level_help_lists_every_command(capsys):
     text = _help(capsys, [])
-    for name in ("demo", "run", "resume", "report", "policies", "routers", "simulate", "route", "bench", "sweep"):
+    for name in ("demo", "run", "resume", "report", "policies", "routers", "learners", "simulate", "route", "bench", "sweep"):
         assert re.search(rf"^\s+{name}\s", text, re.M), name
 
 
 def test_a_command_with_actions_and_no_action_is_one_line_exit_2(capsys):
     assert main(["bench"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "alband: error: alband bench: name an action (acquisition, design, embed, preference, simulate); "
+        "alband: error: alband bench: name an action (acquisition, design, embed, learners, preference, simulate); "
         "see alband bench --help")

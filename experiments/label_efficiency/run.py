@@ -265,22 +265,15 @@ def _job(kind: str, name: str, policy_name: str | None, settings: dict, n_rounds
 # --------------------------------------------------------------------------- statistics (pure numpy)
 
 
-def t_quantile(n: int) -> float:
-    """The 97.5% quantile of Student's t with ``n - 1`` degrees of freedom."""
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, max(n - 1, 1)))
-
-
 def mean_ci(values) -> dict:
-    """Mean and 95% t-interval half-width of the finite values (``n`` of them)."""
+    """Mean and 95% Student-t half-width of the finite values (``n`` of them): :func:`alband.stats.mean_interval`."""
+    from alband.stats import mean_interval
+
     v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
+    interval = mean_interval(v[np.isfinite(v)])
+    if interval.n == 0:
         return {"mean": None, "ci95": None, "n": 0}
-    half = t_quantile(n) * v.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
-    return {"mean": float(v.mean()), "ci95": float(half), "n": n}
+    return {"mean": interval.estimate, "ci95": interval.half_width, "n": interval.n}
 
 
 def step_curve(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -514,6 +507,8 @@ def tables_markdown(summary: dict, settings: dict) -> str:
 def _band(ax, x, curves, label, color, lw=1.4, ls="-"):
     n = curves.shape[0]
     mean = curves.mean(axis=0)  # NaN where a seed has no model yet (or any more): the band ends there
+    from alband.stats import t_quantile
+
     half = t_quantile(n) * curves.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros_like(mean)
     ax.plot(x, mean, color=color, lw=lw, ls=ls, label=label)
     ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.18, lw=0)

@@ -145,17 +145,12 @@ def run_dataset(name: str, seeds: int) -> dict:
 
 # --------------------------------------------------------------------------------------------- analysis
 
-def t975(n: int) -> float:
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-    return table.get(n, 1.96)
-
-
 def mean_ci(values) -> tuple[float, float]:
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    half = t975(v.size - 1) * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
-    return float(v.mean()), float(half)
+    """Mean and 95% Student-t half-width of the finite values (:func:`alband.stats.mean_interval`)."""
+    from alband.stats import mean_interval
+
+    interval = mean_interval([x for x in values if x is not None and math.isfinite(x)])
+    return interval.estimate, interval.half_width
 
 
 def accuracy_at_spend(acc: list[float], spent: list[float], dollars: float) -> float:

@@ -156,8 +156,15 @@ def _rows(cells, keep=lambda c: True):
     return pooled
 
 
+def median_ci(values, n_resamples: int = 9999) -> tuple[float, float, float]:
+    """Median and its BCa bootstrap 95% interval (:func:`alband.stats.bootstrap_interval`)."""
+    from alband.stats import bootstrap_interval
+
+    interval = bootstrap_interval(values, np.median, n_resamples=n_resamples)
+    return interval.estimate, interval.low, interval.high
+
+
 def summarize_cells(cells) -> dict:
-    from alband.stopping.outcome_statistics import median_ci
 
     def table(keep):
         out = {}
@@ -188,7 +195,6 @@ def summarize_cells(cells) -> dict:
 
 def head_to_head(cells, a: str, b: str) -> dict:
     """Paired by (cell, seed): how often ``a`` has lower regret than ``b``, and the median paired difference."""
-    from alband.stopping.outcome_statistics import median_ci
 
     out = {}
     groups = {"overall": lambda c: True, **{f"ratio={r:g}": (lambda c, r=r: c["ratio"] == r) for r in RATIOS},
@@ -293,13 +299,11 @@ def plot_all(result: dict, out: Path) -> list[str]:
 
     # 2. Median relative regret vs price ratio, pooled over datasets, mixes with humans and cost models.
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
-    from alband.stopping.outcome_statistics import median_ci
-
     for rule in rules:
         meds, los, his = [], [], []
         for ratio in RATIOS:
             p = _rows(cells, lambda c, r=ratio: c["ratio"] == r)[rule]
-            m, lo, hi = median_ci(p["relative"], n_boot=500)
+            m, lo, hi = median_ci(p["relative"], n_resamples=500)
             meds.append(m), los.append(lo), his.append(hi)
         ax.plot(RATIOS, meds, "o-", color=colours[rule], label=rule, ms=3)
         ax.fill_between(RATIOS, los, his, color=colours[rule], alpha=0.12, linewidth=0)

@@ -5,7 +5,11 @@ Schema (every key is documented in README, "Config reference")::
     [data]        source = "bbc_news" | "folder" | "table" | "npy", path, ... (alband.data)
                   kind = "pairs" for a preference task: source = "hh_rlhf" | "trl" |
                   "candidates" | "synthetic_candidates" (alband.data.pair_spec)
-    [learner]     c = 1.0, max_iter = 200, tol = 1e-5
+    [learner]     name = "softmax_regression" (alband learners; "bradley_terry" by default
+                  for a pairs task), or a plug-in:
+                  "package.module:function" or an entry point of group alband.learners,
+                  plus the learner's hyper-parameters (checked by its factory; the
+                  default's are c = 1.0, max_iter = 200, tol = 1e-5)
     [policy]      name = "entropy" (alband policies), or a plug-in: "package.module:function"
                   or an entry point of group alband.policies (alband.plugins), plus the
                   policy's hyper-parameters (checked by its factory)
@@ -105,9 +109,20 @@ _PATH_KEYS = ("cache_dir",)
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    c: float = 1.0
-    max_iter: int = 200
-    tol: float = 1e-5
+    """The ``[learner]`` section: a registered learner's name and its hyper-parameters."""
+
+    name: str = "softmax_regression"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, n_classes: int):
+        """The :class:`~alband.models.base.Learner` of a task with ``n_classes`` classes.
+
+        A factory that takes ``n_classes`` gets it from the task, not the config.
+        """
+        from alband.models.registry import make_learner, takes_n_classes
+
+        extra = {"n_classes": n_classes} if takes_n_classes(self.name) else {}
+        return make_learner(self.name, **extra, **self.params)
 
 
 @dataclass(frozen=True)
@@ -236,10 +251,8 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
     if "source" not in data:
         raise AlbandError(f"{_where(source, 'data', 'source')} is required (bbc_news, folder, table or npy)")
 
-    learner = LearnerConfig(**_take(raw.get("learner", {}), {"c": (int, float), "max_iter": int, "tol": (int, float)}, source, "learner"))
-    if not (learner.c > 0 and math.isfinite(learner.c)):
-        raise AlbandError(f"{_where(source, 'learner', 'c')} must be a finite number > 0, got {learner.c}")
-    _positive_int(learner.max_iter, source, "learner", "max_iter")
+    learner = _learner(dict(raw.get("learner", {})), source, base_dir,
+                       default="bradley_terry" if data.get("kind") == "pairs" else "softmax_regression")
 
     policy = dict(raw["policy"])
     policy_name = _policy(policy.pop("name", None), policy, source, base_dir)
@@ -341,6 +354,41 @@ def _policy(name: Any, params: dict[str, Any], source: str, base_dir: Path | Non
     except AlbandError as err:
         raise AlbandError(f"{_where(source, 'policy')}: {err}") from None
     return registered
+
+
+def _learner(table: dict[str, Any], source: str, base_dir: Path | None,
+             default: str = "softmax_regression") -> LearnerConfig:
+    """``[learner]``: the registered name of ``name`` (a plug-in is imported first), built once with the rest.
+
+    The hyper-parameters are the factory's keyword arguments (``n_classes``
+    comes from the task); the factory checks their values, built here with
+    two classes so that a bad value stops the run before any data loads.
+    """
+    import inspect
+
+    from alband.plugins import LEARNERS, resolve_plugin
+
+    name = table.pop("name", default)
+    if not isinstance(name, str):
+        raise AlbandError(f"{_where(source, 'learner', 'name')} must be a learner name (see alband learners), "
+                          f"got {name!r}")
+    try:
+        registered = resolve_plugin(name, LEARNERS, search=base_dir)
+    except AlbandError as err:
+        raise AlbandError(f"{_where(source, 'learner', 'name')}: {err}") from None
+    signature = inspect.signature(LEARNERS.factories()[registered]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in signature.values()):
+        allowed = sorted(k for k in signature if k != "n_classes")
+        unknown = sorted(set(table) - set(allowed))
+        if unknown:
+            raise AlbandError(f"{_where(source, 'learner')}: unknown key '{unknown[0]}' for learner '{registered}' "
+                              f"(allowed: {', '.join(['name', *allowed])})")
+    learner = LearnerConfig(registered, table)
+    try:
+        learner.build(2)
+    except (AlbandError, ValueError) as err:
+        raise AlbandError(f"{_where(source, 'learner')}: {err}") from None
+    return learner
 
 
 def _runnable_routers() -> list[str]:

@@ -64,7 +64,9 @@ POLICIES = PluginGroup("alband.policies", "query policy", "alband.policies.regis
                        "alband.policies.register_policy")
 ROUTERS = PluginGroup("alband.routers", "router", "alband.routing.registry:registered_factories",
                       "alband.routing.register_router")
-GROUPS: dict[str, PluginGroup] = {g.entry_point_group: g for g in (POLICIES, ROUTERS)}
+LEARNERS = PluginGroup("alband.learners", "learner", "alband.models.registry:registered_factories",
+                       "alband.models.register_learner")
+GROUPS: dict[str, PluginGroup] = {g.entry_point_group: g for g in (POLICIES, ROUTERS, LEARNERS)}
 
 
 def resolve_plugin(name: str, group: PluginGroup, *, search: Path | None = None) -> str:
@@ -144,7 +146,7 @@ def load_entry_points(group: PluginGroup) -> list[str]:
 
 @dataclass(frozen=True)
 class Listing:
-    """One registered component as ``alband policies`` / ``alband routers`` print it."""
+    """One registered component as ``alband policies`` / ``routers`` / ``learners`` print it."""
 
     name: str
     parameters: dict[str, str]  # name -> default (as text), or "required"
@@ -179,4 +181,4 @@ def _defaults(function: Callable[..., Any]) -> dict[str, str]:
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-__all__ = ["GROUPS", "POLICIES", "ROUTERS", "Listing", "PluginGroup", "describe", "load_entry_points", "resolve_plugin"]
+__all__ = ["GROUPS", "LEARNERS", "POLICIES", "ROUTERS", "Listing", "PluginGroup", "describe", "load_entry_points", "resolve_plugin"]

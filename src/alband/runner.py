@@ -22,7 +22,6 @@ from alband.costs.prices import Price
 from alband.errors import AlbandError, AnnotatorError
 from alband.live.paid_call import CostOverrun
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
-from alband.models.registry import make_learner
 from alband.policies import make_policy
 from alband.rounds import run_keys
 from alband.simulate.annotator_model import SimulatedAnnotator, make_simulated_annotator
@@ -227,14 +226,6 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
         raise AlbandError(f"{where}{err}") from None
 
 
-def task_learner(config: RunConfig, task):
-    """The ``[learner]`` of the task's kind: softmax regression for labels, Bradley-Terry (``l2 = 1 / c``) for pairs."""
-    if getattr(task, "kind", "") == "pairs":
-        return make_learner("bradley_terry", l2=1.0 / config.learner.c)
-    return make_learner("softmax_regression", n_classes=task.n_classes, c=config.learner.c,
-                        max_iter=config.learner.max_iter, tol=config.learner.tol)
-
-
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
     if config.loop.batch_size > task.n_items:
         raise AlbandError(
@@ -245,7 +236,7 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
             f"{config.source}: [loop] initial_labels={config.loop.initial_labels} is larger than the pool ({task.n_items} items)"
         )
     return LoopSettings(
-        learner=task_learner(config, task),
+        learner=config.learner.build(task.n_classes),
         policy=make_policy(config.policy_name, **config.policy_params),
         n_initial=config.loop.initial_labels,
         batch_size=config.loop.batch_size,

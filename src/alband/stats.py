@@ -127,6 +127,13 @@ def paired_interval(a, b, level: float = DEFAULT_LEVEL, method: str = "t", *, n_
     raise AlbandError(f"interval method must be 't' or 'bca', got {method!r}")
 
 
+#: Values the bootstrap holds in memory at once (resamples x n), about 40 MB of float64.
+_BATCH_VALUES = 5_000_000
+
+#: Statistics that take ``axis`` themselves (the bootstrap calls them once on all resamples).
+_VECTORIZED = (np.mean, np.median, np.nanmean, np.nanmedian)
+
+
 def bootstrap_interval(values, statistic: Callable[[np.ndarray], float] = np.median, level: float = DEFAULT_LEVEL,
                        *, n_resamples: int = 9999, seed: int = 0) -> Interval:
     """``statistic(values)`` and its BCa bootstrap interval (module docstring); NaNs dropped.
@@ -141,9 +148,15 @@ def bootstrap_interval(values, statistic: Callable[[np.ndarray], float] = np.med
     estimate = float(statistic(x))
     if n < 3 or np.all(x == x[0]):
         return Interval(estimate, estimate, estimate, n, level, "bca")
+    if statistic in _VECTORIZED:  # numpy's own axis argument: one call for every resample
+        batched = statistic
+    else:
+        def batched(sample, axis=-1):
+            return np.apply_along_axis(statistic, axis, sample)
     result = _stats.bootstrap(
-        (x,), lambda sample, axis=-1: np.apply_along_axis(statistic, axis, sample), confidence_level=level,
+        (x,), batched, confidence_level=level,
         n_resamples=int(n_resamples), method="BCa", random_state=np.random.default_rng(seed), vectorized=True,
+        batch=max(1, _BATCH_VALUES // n),  # resamples (and jackknife rows) per call: bounded memory for large n
     )
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if not (math.isfinite(low) and math.isfinite(high)):  # BCa undefined (e.g. a statistic with no spread)

@@ -1,4 +1,4 @@
-"""``alband bench design | acquisition | embed | simulate``: the benchmarks, each printing its figures and the machine.
+"""``alband bench design | acquisition | embed | learners | preference | simulate``: the benchmarks, each printing its figures and the machine.
 
 Each benchmark parses its own arguments (``argparse.REMAINDER``), so
 ``alband bench design --help`` shows its options; the code they time lives in
@@ -102,6 +102,12 @@ def _bench_embed(argv: list[str]) -> int:
     return bench_embed_main(argv)
 
 
+def _bench_learners(argv: list[str]) -> int:
+    from alband.benchmarks.learners import bench_learners_main
+
+    return bench_learners_main(argv)
+
+
 def _bench_preference(argv: list[str]) -> int:
     from alband.benchmarks.preference import preference_main
 
@@ -112,6 +118,7 @@ _BENCHES = {
     "acquisition": (_bench_acquisition, "pool scoring vs the read roof, LinUCB widths, diversity batches"),
     "design": (_bench_design, "Frank-Wolfe D/G-optimal design vs cvxpy"),
     "embed": (_bench_embed, "text encoders' throughput (texts per second)"),
+    "learners": (_bench_learners, "the JAX learner vs a scikit-learn estimator: seconds per round"),
     "preference": (_bench_preference, "preference learners, pair policies and designs"),
     "simulate": (_bench_simulate, "the jitted simulator vs the live loop (and modAL when installed)"),
 }

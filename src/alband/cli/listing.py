@@ -1,6 +1,7 @@
-"""``alband policies`` and ``alband routers``: every registered name, its hyper-parameters and defaults, one line of doc.
+"""``alband policies``, ``alband routers`` and ``alband learners``: every registered name, its hyper-parameters and defaults, one line of doc.
 
-Installed plug-ins (entry points of ``alband.policies`` / ``alband.routers``)
+Installed plug-ins (entry points of ``alband.policies`` / ``alband.routers`` /
+``alband.learners``)
 are imported first, so they are listed too; one that fails to import is
 reported on stderr and the others are still listed.
 """
@@ -12,13 +13,20 @@ import sys
 
 
 def _listings(kind: str):
-    from alband.plugins import POLICIES, ROUTERS, describe, load_entry_points
+    from alband.plugins import LEARNERS, POLICIES, ROUTERS, describe, load_entry_points
 
     if kind == "policies":
         import alband.policies  # noqa: F401  (registers the built-ins)
 
         failures = load_entry_points(POLICIES)
         rows = [describe(name, factory) for name, factory in sorted(POLICIES.factories().items())]
+    elif kind == "learners":
+        failures = load_entry_points(LEARNERS)
+        rows = []
+        for name, factory in sorted(LEARNERS.factories().items()):
+            row = describe(name, factory)
+            row.parameters.pop("n_classes", None)  # the task's, not a hyper-parameter a config sets
+            rows.append(row)
     else:
         from alband.routing import ARM, ARMS, router_entry
         from alband.routing.registry import audit_config
@@ -53,10 +61,11 @@ def list_main(kind: str, as_json: bool) -> int:
 
 
 def register(sub) -> None:
-    """Add ``policies`` and ``routers`` to the ``alband`` parser."""
-    for kind, what in (("policies", "query policies"), ("routers", "annotator routers")):
+    """Add ``policies``, ``routers`` and ``learners`` to the ``alband`` parser."""
+    for kind, what, one in (("policies", "query policies", "query policy"), ("routers", "annotator routers", "router"),
+                            ("learners", "learners", "learner")):
         cmd = sub.add_parser(kind, help=f"list the {what}: names, hyper-parameters with defaults, one line of doc",
-                             description=f"List every registered {what[:-1]} (built-in and installed plug-ins) "
+                             description=f"List every registered {one} (built-in and installed plug-ins) "
                                          "with its hyper-parameters, their defaults and one line of documentation.")
         cmd.add_argument("--json", action="store_true", help="print a JSON list instead of text")
         cmd.set_defaults(func=lambda a, kind=kind: list_main(kind, a.json))

@@ -4,8 +4,8 @@
 seeds in one call (:func:`alband.simulate.simulate_many`) and reports, for
 every stopping rule of :mod:`alband.stopping`, where it stops, the dollars
 spent, the accuracy there and its cost regret against the hindsight-optimal
-round under the cost model ``(m, n)`` (medians with 95% bootstrap CIs,
-:mod:`alband.stopping.outcome_statistics`; per-seed values with ``--json``).
+round under the cost model ``(m, n)`` (medians with 95% BCa bootstrap CIs,
+:func:`alband.stats.bootstrap_interval`; per-seed values with ``--json``).
 """
 
 from __future__ import annotations

@@ -69,18 +69,18 @@ def load_embedded_folder(
 
     names = read_label_names(labels_path)
     records = read_records(data_path)
-    positions = [f"line {r.line}" for r in records]
+    positions = [f"{r.position}" for r in records]
 
     row_ids = []
     texts = []
     for r in records:
         item_id = r.get("id", file=data_path)
         if isinstance(item_id, bool) or not isinstance(item_id, (str, int)) or not str(item_id).strip():
-            raise AlbandError(f"{data_path}, line {r.line}, field 'id': empty or invalid id {item_id!r}")
+            raise AlbandError(f"{data_path}, {r.position}, field 'id': empty or invalid id {item_id!r}")
         row_ids.append(str(item_id))
         text = r.get("text", file=data_path)
         if not isinstance(text, str) or not text.strip():
-            raise AlbandError(f"{data_path}, line {r.line}, field 'text': empty text")
+            raise AlbandError(f"{data_path}, {r.position}, field 'text': empty text")
         texts.append(text)
     check_unique_ids(row_ids, file=data_file, positions=positions)
 
@@ -90,7 +90,7 @@ def load_embedded_folder(
         given = r.get("label_name", file=data_path, required=False)
         if given is not None and y[i] >= 0 and given != names[y[i]]:
             raise AlbandError(
-                f"{data_path}, line {r.line}: label {raw_labels[i]!r} is class {names[y[i]]!r} in "
+                f"{data_path}, {r.position}: label {raw_labels[i]!r} is class {names[y[i]]!r} in "
                 f"{labels_path.name}, but label_name says {given!r}"
             )
     split = read_split_column(records, "split", file=data_path)

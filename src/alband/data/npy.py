@@ -178,7 +178,7 @@ def load_npy(
                 f"(leave the {label_column!r} cell empty for an unlabeled item)"
             )
         records = [records[k] for k in np.argsort(order).tolist()]  # now in embedding-row order
-        positions = [f"line {r.line}" for r in records]
+        positions = [f"{r.position}" for r in records]
         y, names = encode_labels([r.get(label_column, file=labels_path) for r in records], positions,
                                  file=labels_file, column=label_column, label_names=label_names)
         if split_column:
@@ -196,7 +196,7 @@ def load_npy(
             for r in records:
                 text = r.get(text_column, file=labels_path)
                 if not isinstance(text, str) or not text.strip():
-                    raise AlbandError(f"{labels_path}, line {r.line}, column {text_column!r}: empty text")
+                    raise AlbandError(f"{labels_path}, {r.position}, column {text_column!r}: empty text")
                 texts.append(text)
 
     return dataset_from_embedding_rows(

@@ -34,7 +34,7 @@ def read_split_column(records: Sequence[Record], column: str, *, file: Path) -> 
         word = value.strip().lower() if isinstance(value, str) else value
         if word not in SPLITS:
             raise AlbandError(
-                f"{file}, line {record.line}, column {column!r}: split {value!r} is neither 'train' nor 'test'"
+                f"{file}, {record.position}, column {column!r}: split {value!r} is neither 'train' nor 'test'"
             )
         split.append(word)
     return np.asarray(split, dtype="<U5")
@@ -45,9 +45,9 @@ def read_id_column(records: Sequence[Record], column: str, *, file: Path) -> lis
     for record in records:
         value = record.get(column, file=file)
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-            raise AlbandError(f"{file}, line {record.line}, column {column!r}: empty or invalid id {value!r}")
+            raise AlbandError(f"{file}, {record.position}, column {column!r}: empty or invalid id {value!r}")
         ids.append(str(value).strip())
-    check_unique_ids(ids, file=str(file), positions=[f"line {r.line}" for r in records])
+    check_unique_ids(ids, file=str(file), positions=[f"{r.position}" for r in records])
     return ids
 
 
@@ -82,17 +82,17 @@ def load_table(
     except AlbandError as e:
         raise AlbandError(f"{file}: {e}") from None
     records = read_records(path)
-    positions = [f"line {r.line}" for r in records]
+    positions = [f"{r.position}" for r in records]
 
     texts = []
     for record in records:
         text = record.get(text_column, file=path)
         if not isinstance(text, str):
             raise AlbandError(
-                f"{file}, line {record.line}, column {text_column!r}: text must be a string, got {text!r}"
+                f"{file}, {record.position}, column {text_column!r}: text must be a string, got {text!r}"
             )
         if not text.strip():
-            raise AlbandError(f"{file}, line {record.line}, column {text_column!r}: empty text")
+            raise AlbandError(f"{file}, {record.position}, column {text_column!r}: empty text")
         texts.append(text)
 
     raw_labels = [r.get(label_column, file=path) for r in records]
@@ -105,7 +105,7 @@ def load_table(
         if unlabeled_test.size:
             r = records[int(unlabeled_test[0])]
             raise AlbandError(
-                f"{file}, line {r.line}, column {label_column!r}: a test row needs a gold label "
+                f"{file}, {r.position}, column {label_column!r}: a test row needs a gold label "
                 f"({unlabeled_test.size} unlabeled test rows)"
             )
     else:

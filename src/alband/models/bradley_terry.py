@@ -56,6 +56,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
 from alband.models.base import GaussianPosterior
 from alband.models.registry import register_learner
 
@@ -195,6 +196,15 @@ def sample_posterior(key: Array, posterior: GaussianPosterior, n_samples: int) -
 
 
 @register_learner("bradley_terry")
-def bradley_terry(l2: float = 1.0, max_iter: int = 50, tol: float = 1e-6) -> BradleyTerry:
-    """The Bradley-Terry reward model of a preference task (``[learner] c`` gives ``l2 = 1 / c``)."""
-    return BradleyTerry(float(l2), int(max_iter), float(tol))
+def bradley_terry(c: float | None = None, l2: float | None = None, max_iter: int = 50,
+                  tol: float = 1e-6) -> BradleyTerry:
+    """The Bradley-Terry reward model of a preference task: L2 strength ``l2``, or ``c`` = 1 / l2 (scikit-learn's C).
+
+    Default ``l2 = 1`` (``c = 1``, as the softmax regression's default).
+    """
+    if c is not None and l2 is not None:
+        raise AlbandError("bradley_terry takes c (= 1 / l2) or l2, not both")
+    strength = 1.0 if c is None and l2 is None else (1.0 / float(c) if c is not None else float(l2))
+    if not (strength > 0 and strength < float("inf")):
+        raise AlbandError(f"bradley_terry needs c > 0 (or l2 > 0), got c={c!r}, l2={l2!r}")
+    return BradleyTerry(strength, int(max_iter), float(tol))

@@ -4,6 +4,16 @@
 :class:`~alband.models.base.Learner`; keyword arguments are its
 hyper-parameters. Equal arguments return the *same* (hashable) object, so
 jitted functions that take the learner as a static argument compile once.
+
+The config's ``[learner] name`` uses these names; a learner outside alband is
+a plug-in (:mod:`alband.plugins`: ``"package.module:function"`` or an entry
+point of group ``alband.learners``). A factory that takes ``n_classes`` gets
+the task's number of classes from the run; its other keyword arguments are
+the hyper-parameters a config sets.
+
+Registering the same function again under its name (a module or a notebook
+cell run twice: same module and qualified name) replaces the entry; two
+different functions under one name are an error.
 """
 
 from __future__ import annotations
@@ -21,12 +31,33 @@ def register_learner(name: str) -> Callable[[Callable[..., Learner]], Callable[.
     """Decorator registering a learner factory under ``name``."""
 
     def decorate(factory: Callable[..., Learner]) -> Callable[..., Learner]:
-        if name in _FACTORIES:
-            raise ValueError(f"learner '{name}' is registered twice")
+        old = _FACTORIES.get(name)
+        if old is not None and _where(old) != _where(factory):
+            raise ValueError(f"learner '{name}' is registered twice: by {_where(old)} and by {_where(factory)}")
+        if old is not None and old is not factory:  # re-registered: forget the learners the old one built
+            for key in [k for k in _BUILT if k[0] == name]:
+                del _BUILT[key]
         _FACTORIES[name] = factory
         return factory
 
     return decorate
+
+
+def _where(factory: Callable) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def registered_factories() -> dict[str, Callable[..., Learner]]:
+    """``{name: factory}`` of every registered learner, built-ins included (what :mod:`alband.plugins` resolves against)."""
+    _register_builtin()
+    return dict(_FACTORIES)
+
+
+def takes_n_classes(name: str) -> bool:
+    """Whether the factory registered as ``name`` takes ``n_classes`` (the run passes the task's)."""
+    import inspect
+
+    return "n_classes" in inspect.signature(registered_factories()[name]).parameters
 
 
 def available_learners() -> list[str]:
@@ -62,4 +93,5 @@ def _register_builtin() -> None:
     """Import the learners that ship with alband (each registers itself on import)."""
     import alband.models.bradley_terry  # noqa: F401
     import alband.models.laplace_logistic  # noqa: F401
+    import alband.models.sklearn_learner  # noqa: F401
     import alband.models.softmax_regression  # noqa: F401

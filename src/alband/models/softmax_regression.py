@@ -250,7 +250,10 @@ def laplace_posterior(params: SoftmaxParams, x: Array, weight: Array, c: float) 
 
 @register_learner("softmax_regression")
 def softmax_regression(n_classes: int, c: float = 1.0, max_iter: int = 200, tol: float = 1e-5) -> SoftmaxRegression:
-    """The registered factory: checks the hyper-parameters, returns the hashable learner."""
+    """L2-regularised multinomial logistic regression (scikit-learn's objective), fitted with L-BFGS under jit.
+
+    The registered factory: checks the hyper-parameters, returns the hashable learner.
+    """
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise AlbandError(f"learner 'softmax_regression': n_classes must be an integer >= 2, got {n_classes!r}")
     if not (isinstance(c, (int, float)) and c > 0):

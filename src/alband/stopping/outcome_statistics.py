@@ -6,8 +6,8 @@ cost model (``CostModel`` arrays of shape ``(G,)``: dollars per error ``m``
 and future predictions ``n``) in one jitted ``vmap``: outcome arrays have
 shape ``(G, S)``. Cost rules (``cost_optimum``, ``cost_to_go``) use the cost
 model they are evaluated under, as a practitioner who states ``m`` and ``n``
-would. :func:`median_ci` gives a median and its percentile-bootstrap 95%
-confidence interval; :func:`summarize` turns outcomes into JSON-able rows.
+would. :func:`summarize` turns outcomes into JSON-able rows: medians with
+their BCa bootstrap 95% intervals (:func:`alband.stats.bootstrap_interval`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alband.stats import bootstrap_interval
 from alband.stopping.cost import CostModel, StopOutcome, evaluate_rules, rule_keys
 from alband.stopping.history import StopHistory
 from alband.stopping.rules import StoppingRule
@@ -50,20 +51,6 @@ def ordered_outcomes(rules: tuple[StoppingRule, ...], histories: StopHistory, te
     return {key: out[key] for key in rule_keys(rules)}
 
 
-def median_ci(values, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Median and a percentile-bootstrap confidence interval (``level``) of ``values`` (NaNs dropped)."""
-    values = np.asarray(values, np.float64).ravel()
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    if values.size == 1:
-        return float(values[0]), float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    medians = np.median(values[rng.integers(0, values.size, (n_boot, values.size))], axis=1)
-    tail = (1.0 - level) / 2.0
-    return float(np.median(values)), float(np.quantile(medians, tail)), float(np.quantile(medians, 1.0 - tail))
-
-
 def summarize(outcomes: dict[str, StopOutcome], *, relative: bool = True) -> list[dict]:
     """One row per rule over all cells of the outcome arrays: medians, 95% CIs, share that fired.
 
@@ -73,7 +60,7 @@ def summarize(outcomes: dict[str, StopOutcome], *, relative: bool = True) -> lis
     rows = []
     for name, out in outcomes.items():
         regret = np.asarray(out.regret, np.float64)
-        med, lo, hi = median_ci(regret)
+        med, lo, hi = _median_interval(regret)
         row = {
             "rule": name,
             "episodes": int(regret.size),
@@ -89,8 +76,14 @@ def summarize(outcomes: dict[str, StopOutcome], *, relative: bool = True) -> lis
         }
         if relative:
             rel = regret / np.maximum(np.asarray(out.optimal_cost, np.float64), 1e-12)
-            r_med, r_lo, r_hi = median_ci(rel)
+            r_med, r_lo, r_hi = _median_interval(rel)
             row["relative_regret_median"] = r_med
             row["relative_regret_ci95"] = [r_lo, r_hi]
         rows.append(row)
     return rows
+
+
+def _median_interval(values) -> tuple[float, float, float]:
+    """Median and its BCa bootstrap 95% interval (NaNs dropped)."""
+    interval = bootstrap_interval(values, np.median)
+    return interval.estimate, interval.low, interval.high

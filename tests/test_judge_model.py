@@ -76,3 +76,26 @@ def test_bad_judge_settings():
         make_pair_judge(Price(), tie_rate=1.0)
     with pytest.raises(AlbandError, match="beta"):
         make_pair_judge(Price(), beta=0.0)
+
+
+def test_the_live_simulated_judge_answers_as_the_simulator_and_ties_are_paid_invalid():
+    from alband.annotation import Item
+    from alband.annotators.simulated_judge import SimulatedLivePairJudge
+    from alband.costs.prices import Price
+    from alband.simulate.judge_model import judge_answers, make_pair_judge
+
+    rng = np.random.default_rng(0)
+    n = 200
+    gold = rng.integers(0, 2, n).astype(np.int32)
+    margin = rng.normal(size=n).astype(np.float32) * 2
+    judge = make_pair_judge(Price(1.0, 5.0, 0.001), flip_rate=0.1, position_bias=0.2, beta=1.0, tie_rate=0.1,
+                            prompt_tokens=50, output_tokens=5)
+    key = jax.random.PRNGKey(3)
+    chars = rng.integers(10, 500, n).astype(np.int32)
+    live = SimulatedLivePairJudge("sim", judge, key, gold, chars, chars, margin)
+    expected = np.asarray(judge_answers(judge, key, jnp.arange(n), jnp.asarray(gold), jnp.asarray(margin)))
+    got = [live.annotate(Item(i, f"p{i}")) for i in range(n)]
+    assert [(-1 if a.label is None else a.label) for a in got] == expected.tolist()
+    ties = [a for a in got if a.label is None]
+    assert ties and all(a.extra["invalid_reason"] == "tie" and a.cost_usd > 0 for a in ties)
+    assert all(a.cost_usd <= live.max_cost_usd(Item(a.pool_index, a.item_id)) for a in got)

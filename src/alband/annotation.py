@@ -13,11 +13,23 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Item:
-    """One pool item as annotators see it: its pool index, stable id and text."""
+    """One pool item as annotators see it: its pool index, stable id and text.
+
+    ``parts`` holds the named texts of a structured request, in order, for
+    annotators that ask something other than "label this text" (a preference
+    judge reads ``prompt``, ``first``, ``second`` and ``order``); ``text`` is
+    then the whole request as a person reads it and contains every part
+    verbatim, so its UTF-8 bytes bound the parts'. Plain items have none.
+    """
 
     pool_index: int
     item_id: str
     text: str = ""
+    parts: tuple[tuple[str, str], ...] = ()
+
+    def part(self, name: str) -> str | None:
+        """The text of the part called ``name``, or ``None``."""
+        return next((text for key, text in self.parts if key == name), None)
 
 
 @dataclass(frozen=True)

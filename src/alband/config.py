@@ -3,7 +3,10 @@
 Schema (every key is documented in README, "Config reference")::
 
     [data]        source = "bbc_news" | "folder" | "table" | "npy", path, ... (alband.data)
-    [learner]     name = "softmax_regression" (alband learners), or a plug-in:
+                  kind = "pairs" for a preference task: source = "hh_rlhf" | "trl" |
+                  "candidates" | "synthetic_candidates" (alband.data.pair_spec)
+    [learner]     name = "softmax_regression" (alband learners; "bradley_terry" by default
+                  for a pairs task), or a plug-in:
                   "package.module:function" or an entry point of group alband.learners,
                   plus the learner's hyper-parameters (checked by its factory; the
                   default's are c = 1.0, max_iter = 200, tol = 1e-5)
@@ -56,6 +59,10 @@ from typing import Any
 
 from alband.errors import AlbandError
 
+#: ``[data] kind``: "labels" (a classification task, the default) or "pairs" (a preference task,
+#: :mod:`alband.data.pair_spec`).
+DATA_KINDS = ("labels", "pairs")
+
 _SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing", "selector"}
 
 _ROUTING_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -75,6 +82,10 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_output_tokens": int,
         "chars_per_token": (int, float),
         "label_weight": (int, float),
+        # a preference task's judge only (alband.simulate.judge_model)
+        "position_bias": (int, float),
+        "tie_rate": (int, float),
+        "beta": (int, float),
     },
     "anthropic": {
         "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
@@ -82,6 +93,7 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "prompt_cache": str, "label_weight": (int, float),
         "request_overhead_tokens": int, "per_message_overhead_tokens": int,
+        "both_orders": bool, "allow_tie": bool,
     },
     "openai": {
         "kind": str, "model": str, "base_url": str, "api_key_env": str, "max_tokens": int,
@@ -89,6 +101,7 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "input_usd_per_mtok": (int, float), "output_usd_per_mtok": (int, float), "usd_per_label": (int, float),
         "json_mode": bool, "logprobs": bool, "max_tokens_param": str, "label_weight": (int, float),
         "request_overhead_tokens": int, "per_message_overhead_tokens": int,
+        "both_orders": bool, "allow_tie": bool,
     },
     "human": {
         "kind": str, "usd_per_label": (int, float), "usd_per_hour": (int, float),
@@ -195,6 +208,11 @@ class RunConfig:
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    @property
+    def task_kind(self) -> str:
+        """``"pairs"`` for a preference task, else ``"labels"``."""
+        return self.data.get("kind", "labels")
+
 
 def _where(source: str, section: str, key: str | None = None) -> str:
     return f"{source}: [{section}]" + (f" {key}" if key else "")
@@ -234,10 +252,16 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
             raise AlbandError(f"{source}: missing section [{section}]")
 
     data = raw["data"]
+    if "kind" in data and data["kind"] not in DATA_KINDS:
+        raise AlbandError(f"{_where(source, 'data', 'kind')} must be one of "
+                          f"{', '.join(repr(k) for k in DATA_KINDS)}, got {data['kind']!r}")
+    if data.get("kind") == "labels":
+        data = {k: v for k, v in data.items() if k != "kind"}
     if "source" not in data:
         raise AlbandError(f"{_where(source, 'data', 'source')} is required (bbc_news, folder, table or npy)")
 
-    learner = _learner(dict(raw.get("learner", {})), source, base_dir)
+    learner = _learner(dict(raw.get("learner", {})), source, base_dir,
+                       default="bradley_terry" if data.get("kind") == "pairs" else "softmax_regression")
 
     policy = dict(raw["policy"])
     policy_name = _policy(policy.pop("name", None), policy, source, base_dir)
@@ -343,7 +367,8 @@ def _policy(name: Any, params: dict[str, Any], source: str, base_dir: Path | Non
     return registered
 
 
-def _learner(table: dict[str, Any], source: str, base_dir: Path | None) -> LearnerConfig:
+def _learner(table: dict[str, Any], source: str, base_dir: Path | None,
+             default: str = "softmax_regression") -> LearnerConfig:
     """``[learner]``: the registered name of ``name`` (a plug-in is imported first), built once with the rest.
 
     The hyper-parameters are the factory's keyword arguments (``n_classes``
@@ -354,7 +379,7 @@ def _learner(table: dict[str, Any], source: str, base_dir: Path | None) -> Learn
 
     from alband.plugins import LEARNERS, resolve_plugin
 
-    name = table.pop("name", "softmax_regression")
+    name = table.pop("name", default)
     if not isinstance(name, str):
         raise AlbandError(f"{_where(source, 'learner', 'name')} must be a learner name (see alband learners), "
                           f"got {name!r}")

@@ -78,6 +78,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from alband.annotation import Annotation, Item
+from alband.annotators.pair_orders import combine_orders, order_items
 from alband.annotators.base import Annotator
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.costs.budget import Budget
@@ -103,6 +104,7 @@ from alband.rounds import (
     before_buy,
     first_fit,
     initial_indices,
+    pseudo_label_summary,
     query_key,
     round_context,
     run_keys,
@@ -138,10 +140,15 @@ class RoundEvent:
     stop_reason: str | None = None
     labels: list[int] = field(default_factory=list)  # per proposed item, -1 where not bought or invalid
     label_arms: list[int] = field(default_factory=list)  # arm that produced each label, -1 where not bought
+    # a policy with pseudo-labels (QueryPolicy.pseudo_labels): pairs labelled free, and what asking would cost
+    pseudo_labels: int | None = None
+    dollars_saved_usd: float | None = None
 
     def metrics(self) -> dict:
         """The round's line of ``metrics.jsonl``."""
-        return {
+        extra = {} if self.pseudo_labels is None else {"pseudo_labels": self.pseudo_labels,
+                                                        "dollars_saved_usd": self.dollars_saved_usd}
+        return {**extra, 
             "round": self.round,
             "n_labeled": self.n_labeled,
             "n_queried": self.n_queried,
@@ -202,7 +209,8 @@ def pool_costs_usd(annotator: Annotator, task: Task) -> tuple[np.ndarray, np.nda
                             task.n_items)
         return annotator.expected_cost_usd(), bound
     bound = np.asarray(annotator.max_cost_usd_many([task.text(i) for i in range(task.n_items)]), np.float64)
-    return bound, bound
+    # a judge asking both orders makes two requests per pair (each reserved on its own)
+    return bound * (2.0 if getattr(annotator, "both_orders", False) else 1.0), bound
 
 
 class _StopWatch:
@@ -248,16 +256,26 @@ class _Purchaser:
         bought: list[Annotation] = []
         reused = 0
         for k, pool_index in enumerate(index.tolist()):
-            if queried[pool_index] or self.exhausted:
+            if pool_index < 0 or queried[pool_index] or self.exhausted:  # -1: a slot the policy left empty
                 continue
-            item_id = str(self.task.ids[pool_index])
+            requests = self._requests(pool_index)
+            if len(requests) > 1:
+                outcome = self._buy_orders(round_index, requests)
+                if outcome is None:
+                    continue
+                label, cost, new, n_reused = outcome
+                bought += new
+                reused += n_reused
+                accepted[k], labels[k], costs[k] = True, label, cost
+                continue
+            item_id = requests[0].item_id
             annotation = self.ledger.annotation_for(item_id, self.annotator.name)
             if annotation is not None:
                 reused += 1
             elif self.ledger.skip_for(item_id, self.annotator.name) is not None:
                 continue  # given up earlier (recorded in the ledger): not bought again
             else:
-                annotation = self._purchase(round_index, pool_index)
+                annotation = self._purchase(round_index, requests[0])
                 if annotation is None:
                     self.exhausted = True
                     continue
@@ -269,16 +287,56 @@ class _Purchaser:
             costs[k] = annotation.cost_usd
         return labels, accepted, costs, bought, reused
 
-    def _purchase(self, round_index: int, pool_index: int) -> Annotation | Skipped | None:
-        item = Item(pool_index, str(self.task.ids[pool_index]), self.task.text(pool_index))
+    def _requests(self, pool_index: int) -> list[Item]:
+        """The requests that annotate a pool item: the item, or one per order for a judge asking both orders."""
+        item = self.task.item(pool_index)
+        return order_items(item, both_orders=bool(getattr(self.annotator, "both_orders", False)))
+
+    def _buy_orders(self, round_index: int, requests: list[Item]):
+        """A pair asked in both orders: all orders reserved together (all or none), each its own paid call.
+
+        Returns ``(label, cost, bought, reused)`` -- the label only when the
+        orders agree (:func:`alband.annotators.pair_orders.combine_orders`),
+        the dollars of both -- or None when the budget cannot cover the orders
+        still to buy (purchases end). An order given up (skipped) leaves the
+        pair judged invalid, paid for what it cost.
+        """
+        name = self.annotator.name
+        known = {item.item_id: self.ledger.annotation_for(item.item_id, name)
+                 or self.ledger.skip_for(item.item_id, name) for item in requests}
+        missing = [item for item in requests if known[item.item_id] is None]
+        max_costs = [float(self.annotator.max_cost_usd(item)) for item in missing]
+        reservations = []
+        try:
+            for amount in max_costs:
+                reservations.append(self.guard.reserve(amount))
+        except BudgetExhausted:
+            for reservation in reservations:
+                self.guard.release(reservation)
+            self.exhausted = True
+            return None
+        bought = []
+        for item, amount, reservation in zip(missing, max_costs, reservations):
+            answer = paid_call(self.ledger, self.guard, self.annotator, round_index, item, amount, reservation)
+            known[item.item_id] = answer
+            if isinstance(answer, Annotation):
+                bought.append(answer)
+        answers = [known[item.item_id] for item in requests]
+        if any(isinstance(a, Skipped) or getattr(a, "status", "") == "skipped" for a in answers):
+            label = -1
+        else:
+            verdict = combine_orders(answers)
+            label = -1 if verdict.label is None else verdict.label
+        cost = sum(float(a.cost_usd) for a in answers if isinstance(a, Annotation))
+        return label, cost, bought, len(requests) - len(missing)
+
+    def _purchase(self, round_index: int, item: Item) -> Annotation | Skipped | None:
         max_cost = float(self.annotator.max_cost_usd(item))
         try:
             reservation = self.guard.reserve(max_cost)
         except BudgetExhausted:
             return None
         return paid_call(self.ledger, self.guard, self.annotator, round_index, item, max_cost, reservation)
-
-
 
 
 @lru_cache(maxsize=64)
@@ -330,7 +388,7 @@ class _RoutedPurchaser:
         n_train = int(state.n_train)
         keys = item_keys(self.annotate_key, round_index, batch)
         for pos, pool_index in enumerate(index.tolist()):
-            if queried[pool_index] or self.exhausted:
+            if pool_index < 0 or queried[pool_index] or self.exhausted:  # -1: a slot the policy left empty
                 continue
             k_decide, k_update = jax.random.split(keys[pos])
             ctx, stop, payment = self._decide(self.carry.router, jnp.int32(pool_index), self.x[pool_index],
@@ -379,7 +437,7 @@ class _RoutedPurchaser:
         is set when purchases have ended).
         """
         n_arms = len(self.annotators)
-        item = Item(pool_index, str(self.task.ids[pool_index]), self.task.text(pool_index))
+        item = self.task.item(pool_index)
         wanted = payment.pay | payment.audit
         # A pair given up earlier (a ledger 'skipped' row) reads as an invalid answer, as when it was given up.
         known = {k: self.ledger.annotation_for(item.item_id, self.annotators[k].name)
@@ -498,6 +556,10 @@ def live_rounds(
         return labels, accepted, np.where(accepted, 0, -1), bought, reused
 
     def event(round_index, index, bought_round, signals: RoundSignals, stop_reason=None) -> RoundEvent:
+        pseudo = {}
+        if settings.policy.pseudo_labels is not None:
+            count, usd = pseudo_label_summary(settings.policy, policy_state, state, cost)
+            pseudo = {"pseudo_labels": int(count), "dollars_saved_usd": float(usd)}
         labels, accepted, arms, bought, reused = bought_round
         return RoundEvent(
             round=round_index,
@@ -512,6 +574,7 @@ def live_rounds(
             stop_reason=stop_reason,
             labels=[int(v) if a else -1 for v, a in zip(labels, accepted)],
             label_arms=[int(v) for v in arms],
+            **pseudo,
         )
 
     def select(round_index: int, params, probs, size: int):
@@ -574,6 +637,10 @@ def _check_routing(routing: RoutingSettings, annotators, task: Task) -> list[Ann
     if routing.configured_weights is not None and len(routing.configured_weights) != len(annotators):
         raise AlbandError(f"configured_weights has {len(routing.configured_weights)} entries for "
                           f"{len(annotators)} annotators")
+    both = [a.name for a in annotators if getattr(a, "both_orders", False)]
+    if both:
+        raise AlbandError(f"annotator '{both[0]}' asks both orders of a pair: routed runs buy one request per arm "
+                          "and item (set both_orders = false, or use it without [routing])")
     if routing.feedback not in FEEDBACK_MODES:
         raise AlbandError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {routing.feedback!r}")
     if routing.feedback == "gold":

@@ -25,7 +25,8 @@ A round ``r >= 1`` is::
   covers, in batch order (:mod:`alband.purchase`, one rule for both drivers).
 * :func:`after_buy`: the policy's ``update`` with the *same* context as the
   proposal (the probabilities are carried, not recomputed), the warm-started
-  refit on the training buffer, and the round's signals (test and validation
+  refit on the training buffer (plus the policy's free pseudo-labels, for a
+  policy that has the ``pseudo_labels`` hook: :func:`train_with_pseudo_labels`), and the round's signals (test and validation
   accuracy, stop-set predictions, Cohen's kappa, change rate and confidence:
   :mod:`alband.stopping.signals`).
 
@@ -216,6 +217,33 @@ def train(learner: Learner, params, x: Array, state: LabelState, bound: int | Ar
     return on_buffer(lambda p, xs, ys, ws: learner.fit(p, xs, ys, ws), x, state, bound, params)
 
 
+@partial(jax.jit, static_argnums=0)
+def train_with_pseudo_labels(learner: Learner, params, x: Array, state: LabelState, bound: int | Array,
+                             pseudo_label: Array, pseudo_weight: Array):
+    """:func:`train` on the buffer plus every unqueried pool row the policy pseudo-labelled.
+
+    The rows are the buffer prefix (as :func:`train`) followed by all ``N``
+    pool rows with label ``pseudo_label`` and weight ``pseudo_weight``, zeroed
+    where the row was queried (a bought label wins) or has no pseudo-label.
+    """
+    weight = jnp.where(state.queried | (pseudo_label < 0), 0.0, pseudo_weight.astype(jnp.float32))
+
+    def fit(p, xs, ys, ws):
+        return learner.fit(p, jnp.concatenate([xs, x]), jnp.concatenate([ys, pseudo_label.astype(ys.dtype)]),
+                           jnp.concatenate([ws, weight]))
+
+    return on_buffer(fit, x, state, bound, params)
+
+
+def pseudo_label_summary(policy: QueryPolicy, policy_state: PolicyState, state: LabelState, cost_usd: Array):
+    """``(count, dollars)`` of the unqueried pairs the policy pseudo-labels: what asking them would have cost."""
+    if policy.pseudo_labels is None:
+        return jnp.int32(0), jnp.float32(0.0)
+    label, weight = policy.pseudo_labels(policy_state)
+    used = ~state.queried & (label >= 0) & (weight > 0)
+    return jnp.sum(used.astype(jnp.int32)), jnp.sum(jnp.where(used, cost_usd, 0.0)).astype(jnp.float32)
+
+
 def round_context(learner: Learner, pool: Pool, state: LabelState, params, round_index: int | Array,
                   bound: int | Array, probs: Array | None = None) -> RoundContext:
     """The policy's view of a round: the learner's probabilities (computed unless given), posterior and head.
@@ -290,5 +318,10 @@ def after_buy(spec: RoundSpec, pool: Pool, evaluation: Evaluation, before: Label
     bound = filled_bound(spec.n_initial, spec.batch_size, round_index - 1)
     ctx = round_context(spec.learner, pool, before, params, round_index, bound, probs=proposal.probs)
     policy_state = spec.policy.update(proposal.policy_state, ctx, proposal.index, labels, accepted)
-    params = train(spec.learner, params, pool.x, after, filled_bound(spec.n_initial, spec.batch_size, round_index))
+    bound = filled_bound(spec.n_initial, spec.batch_size, round_index)
+    if spec.policy.pseudo_labels is None:
+        params = train(spec.learner, params, pool.x, after, bound)
+    else:  # the policy's free labels join the bought ones (QueryPolicy.pseudo_labels)
+        pseudo_label, pseudo_weight = spec.policy.pseudo_labels(policy_state)
+        params = train_with_pseudo_labels(spec.learner, params, pool.x, after, bound, pseudo_label, pseudo_weight)
     return params, policy_state, _signals(spec.learner, params, evaluation, previous, jnp.bool_(True))

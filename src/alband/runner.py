@@ -34,10 +34,16 @@ _STATUS_KEY = "status"
 
 
 def load_task(config: RunConfig, *, quiet: bool = False) -> Task:
-    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar)."""
+    """The dataset named by ``[data]``, as a pool and a test set (``quiet``: no embedding progress bar).
+
+    A ``kind = "pairs"`` table gives a :class:`~alband.data.pair_task.PairTask` instead.
+    """
+    from alband.data.pair_spec import is_pair_spec, load_pair_task
     from alband.data.spec import load_dataset
 
     try:
+        if is_pair_spec(config.data):
+            return load_pair_task(config.data, base_dir=config.base_dir, progress=False if quiet else None)
         dataset = load_dataset(config.data, base_dir=config.base_dir, progress=False if quiet else None)
     except AlbandError as err:
         message = str(err)
@@ -80,6 +86,9 @@ def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, a
     spec = config.annotators[name]
     kind = spec.get("kind", "simulated")
     where = f"{config.source}: [annotators.{name}]: "
+    _check_task_keys(spec, task, where)
+    if kind == "simulated" and getattr(task, "kind", "") == "pairs":
+        return _simulated_pair_judge(name, spec, task, where, config.loop.seed, arm)
     if kind == "simulated":
         task.require_gold(f"{where}a simulated annotator")
         model = simulated_annotator_model(spec, task.n_classes, where=where)
@@ -119,6 +128,73 @@ def build_routing(config: RunConfig, task: Task) -> tuple[list, dict[str, Any]]:
     return annotators, {"routing": settings}
 
 
+#: Annotator keys that only a preference task's judge reads.
+_PAIR_ONLY_KEYS = {"simulated": ("position_bias", "tie_rate", "beta"), "anthropic": ("both_orders", "allow_tie"),
+                   "openai": ("both_orders", "allow_tie")}
+
+
+def _check_task_keys(spec: dict[str, Any], task, where: str) -> None:
+    """Judge-only keys on a classification task, and ``confusion`` on a pairs task, are errors."""
+    kind = spec.get("kind", "simulated")
+    pairs = getattr(task, "kind", "") == "pairs"
+    if not pairs:
+        used = [k for k in _PAIR_ONLY_KEYS.get(kind, ()) if k in spec]
+        if used:
+            raise AlbandError(f"{where}{used[0]!r} applies to a preference task only ([data] kind = \"pairs\")")
+    elif kind == "simulated" and "confusion" in spec:
+        raise AlbandError(f"{where}'confusion' does not apply to a judge; use flip_rate, position_bias, beta, tie_rate")
+    elif kind == "human":
+        raise AlbandError(f"{where}a human judge of pairs is not supported by this loop; use a simulated or an LLM judge")
+
+
+def _simulated_pair_judge(name: str, spec: dict[str, Any], task, where: str, seed: int, arm: int | None):
+    """A simulated preference judge (:mod:`alband.simulate.judge_model`) answering as the simulator does."""
+    from alband.annotators.simulated_judge import SimulatedLivePairJudge
+
+    task.require_gold(f"{where}a simulated judge")
+    judge = simulated_pair_judge_model(spec, where=where)
+    key = run_keys(seed).annotate
+    annotator = SimulatedLivePairJudge(name, judge, key if arm is None else arm_key(key, arm), task.y,
+                                       task.text_chars, task.text_bytes, task.true_margin)
+    return annotator, annotator.expected_cost_usd(), float(judge.annotator.label_weight)
+
+
+def simulated_pair_judge_model(spec: dict[str, Any], *, where: str = ""):
+    """A core :class:`~alband.simulate.judge_model.PairJudge` from an ``[annotators.NAME]`` table."""
+    from alband.simulate.judge_model import make_pair_judge
+
+    price = Price(
+        input_usd_per_mtok=float(spec.get("input_usd_per_mtok", 0.0)),
+        output_usd_per_mtok=float(spec.get("output_usd_per_mtok", 0.0)),
+        usd_per_label=float(spec.get("usd_per_label", 0.0)),
+    )
+    try:
+        return make_pair_judge(
+            price, flip_rate=float(spec.get("flip_rate", 0.0)), position_bias=float(spec.get("position_bias", 0.0)),
+            beta=float(spec.get("beta", float("inf"))), tie_rate=float(spec.get("tie_rate", 0.0)),
+            prompt_tokens=int(spec.get("prompt_tokens", 0)), output_tokens=int(spec.get("output_tokens", 0)),
+            max_output_tokens=spec.get("max_output_tokens"), chars_per_token=float(spec.get("chars_per_token", 4.0)),
+            label_weight=float(spec.get("label_weight", 1.0)))
+    except AlbandError as err:
+        raise AlbandError(f"{where}{err}") from None
+
+
+def _llm_pair_judge(name: str, kind: str, spec: dict[str, Any], price: Price, where: str):
+    """An LLM preference judge; ``both_orders`` asks every pair twice (``alband.annotators.pair_orders``)."""
+    from alband.annotators.pair_judge import LLMPairJudge
+
+    provider_keys = ("prompt_cache",) if kind == "anthropic" else ("json_mode", "logprobs", "max_tokens_param")
+    options = {k: spec[k] for k in ("base_url", "api_key_env", "max_tokens", "timeout_s", "max_retries", "cache_dir",
+                                    "instructions", "allow_tie", "both_orders", "request_overhead_tokens",
+                                    "per_message_overhead_tokens") if k in spec}
+    try:
+        judge = LLMPairJudge(name, spec["model"], price, provider=kind,
+                             provider_options={k: spec[k] for k in provider_keys if k in spec}, **options)
+    except AlbandError as err:
+        raise AlbandError(f"{where}{err}") from None
+    return judge
+
+
 def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where: str):
     """An Anthropic or OpenAI(-compatible) annotator; prices from the config or the price table."""
     from alband.annotators.pricing_table import price_for
@@ -134,6 +210,8 @@ def _llm_annotator(name: str, kind: str, spec: dict[str, Any], task: Task, where
             price = price_for(spec["model"])
         except AlbandError as err:
             raise AlbandError(f"{where}{err} (or set input_usd_per_mtok and output_usd_per_mtok)") from None
+    if getattr(task, "kind", "") == "pairs":
+        return _llm_pair_judge(name, kind, spec, price, where)
     options = {k: spec[k] for k in ("base_url", "api_key_env", "max_tokens", "timeout_s", "max_retries",
                                     "cache_dir", "instructions", "prompt_cache", "json_mode", "logprobs",
                                     "max_tokens_param", "request_overhead_tokens", "per_message_overhead_tokens")
@@ -251,7 +329,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{label}")
         try:
             for event in live_rounds(settings, task, annotator, ledger, validation=validation,
-                                     selector=build_selector(config, task), **run_options):
+                                     selector=build_selector(config, task),
+                                     aux=getattr(task, "aux", ()), **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:
                     metrics.append(event.metrics())
@@ -305,6 +384,7 @@ def check_pool(ledger, task: Task, source: str, run_path) -> None:
     Ledgers written before fingerprints were recorded are checked row by row:
     every answer must belong to the item that has its id at its pool index.
     """
+    from alband.annotators.pair_orders import pair_id_of
     from alband.store.pool_fingerprint import FINGERPRINT_KEY, IDS_KEY, pool_difference, pool_fingerprint
 
     current = pool_fingerprint(task.ids, task.texts, task.x)
@@ -319,7 +399,7 @@ def check_pool(ledger, task: Task, source: str, run_path) -> None:
     for row in ledger.rows():
         if row.kind != "label" or row.pool_index is None:
             continue
-        now = position.get(row.item_id)
+        now = position.get(pair_id_of(row.item_id))  # a pair asked in both orders: '<id>#AB', '<id>#BA'
         if now is None:
             raise AlbandError(f"{source} no longer match run {run_path}: ledger row {row.id} paid for item "
                               f"{row.item_id!r}, which is not in the pool (restore the data or start a new run)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from alband.annotation import Item
 from alband.errors import AlbandError
 from alband.simulate.episode import EpisodeData
 
@@ -61,6 +62,10 @@ class Task:
 
     def text(self, pool_index: int) -> str:
         return "" if self.texts is None else self.texts[pool_index]
+
+    def item(self, pool_index: int) -> Item:
+        """The :class:`~alband.annotation.Item` annotators get for pool row ``pool_index``."""
+        return Item(pool_index, str(self.ids[pool_index]), self.text(pool_index))
 
     @property
     def text_chars(self) -> np.ndarray:

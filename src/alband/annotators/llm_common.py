@@ -330,11 +330,11 @@ class LLMAnnotator:
 
     def input_token_bound(self, item: Item) -> int:
         """Upper bound on the input tokens of ``item``'s request (module docstring)."""
-        return self._input_token_bound(self.prompt.render(item.text))
+        return self._input_token_bound(self._render(item))
 
     def max_cost_usd(self, item: Item) -> float:
         """Upper bound on the dollars :meth:`annotate` can bill for ``item``."""
-        return self._max_cost(self.prompt.render(item.text))
+        return self._max_cost(self._render(item))
 
     def max_cost_usd_many(self, texts: Sequence[str]) -> np.ndarray:
         """:meth:`max_cost_usd` of the item of each text, float64, without rendering a prompt per text.
@@ -352,9 +352,9 @@ class LLMAnnotator:
         return self._redacted_annotation(self._annotate(item, idempotency_key=idempotency_key))
 
     def _annotate(self, item: Item, *, idempotency_key: str | None = None) -> Annotation:
-        rendered = self.prompt.render(item.text)
+        rendered = self._render(item)
         request = self._request(rendered)
-        bound = self._max_cost(rendered)
+        bound = self.max_cost_usd(item)
         started = time.perf_counter()
         key = request_key(self.provider, self.endpoint, request) if self.cache is not None else None
         if key is not None:
@@ -422,6 +422,10 @@ class LLMAnnotator:
                           usage.output_tokens, reply.response_id, reason)
 
     # ----------------------------------------------------------------- internals
+    def _render(self, item: Item) -> RenderedPrompt:
+        """The system text and messages sent for ``item`` (subclasses asking other questions override it)."""
+        return self.prompt.render(item.text)
+
     def _redacted_annotation(self, annotation: Annotation) -> Annotation:
         """``annotation`` with every text it holds redacted (the last guard before the ledger)."""
         return dataclasses.replace(

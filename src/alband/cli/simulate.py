@@ -79,8 +79,16 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     task, validation = hold_out_validation(config, load_task(config))
     settings = loop_settings(config, task)
     task.require_gold(f"{config.source}: simulate")
-    models = [simulated_annotator_model(config.annotators[name], task.n_classes,
-                                        where=f"{config.source}: [annotators.{name}]: ") for name in names]
+    if getattr(task, "kind", "") == "pairs":  # a preference task: simulated judges (alband.simulate.judge_model)
+        if routing is not None:
+            raise AlbandError(f"{config.source}: simulate routes labels, not preference judges; remove [routing]")
+        from alband.runner import simulated_pair_judge_model
+
+        models = [simulated_pair_judge_model(config.annotators[name], where=f"{config.source}: [annotators.{name}]: ")
+                  for name in names]
+    else:
+        models = [simulated_annotator_model(config.annotators[name], task.n_classes,
+                                            where=f"{config.source}: [annotators.{name}]: ") for name in names]
     data = task.episode_data()
     if validation is not None:
         data = data._replace(x_val=jnp.asarray(validation[0]), y_val=jnp.asarray(validation[1]))

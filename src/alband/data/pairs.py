@@ -248,12 +248,17 @@ def load_candidates(path: str | Path, key: jax.Array, *, responses_npy: str | Pa
     preferred), else -1.
     """
     rows = read_candidate_rows(path)
+    response_x = _checked_matrix(Path(responses_npy), sum(len(r[2]) for r in rows), "response")
+    prompt_x = None if prompt_npy is None else _checked_matrix(Path(prompt_npy), len(rows), "prompt")
+    return candidates_pool(rows, response_x, prompt_x, key)
+
+
+def candidates_pool(rows: list[tuple[str, str, list[str], list[int] | None]], response_x: np.ndarray,
+                    prompt_x: np.ndarray | None, key: jax.Array) -> PairPool:
+    """The pool of :func:`load_candidates` from its rows and checked embeddings (``prompt_x`` None: means)."""
     counts = [len(r[2]) for r in rows]
-    response_x = _checked_matrix(Path(responses_npy), sum(counts), "response")
-    if prompt_npy is not None:
-        prompt_x = _checked_matrix(Path(prompt_npy), len(rows), "prompt")
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    if prompt_npy is None:
+    if prompt_x is None:
         prompt_x = np.stack([response_x[offsets[p]:offsets[p + 1]].mean(axis=0) for p in range(len(rows))])
     prompt, a_rows, b_rows, gold, ids = [], [], [], [], []
     for p, (row_id, _, texts, ranking) in enumerate(rows):
@@ -271,6 +276,12 @@ def load_candidates(path: str | Path, key: jax.Array, *, responses_npy: str | Pa
     gold = np.where(gold < 0, -1, np.where(swapped, 1 - gold, gold)).astype(np.int32)
     aux = make_pair_aux(prompt, first, second, prompt_x, response_x)
     return PairPool(response_x[first] - response_x[second], aux, gold, swapped, tuple(ids))
+
+
+def pairs_pool(prompt_x: np.ndarray, chosen_x: np.ndarray, rejected_x: np.ndarray, ids: list[str],
+               key: jax.Array) -> PairPool:
+    """One pair per prompt from checked embedding matrices (chosen preferred; response rows: chosen, then rejected)."""
+    return _pool_from_pairs(prompt_x, chosen_x, rejected_x, ids, key)
 
 
 def synthetic_candidates_world(key: jax.Array, n_prompts: int = 500, k: int = 4, d: int = 16,

@@ -56,18 +56,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
+from alband.models.base import GaussianPosterior
+from alband.models.registry import register_learner
+
 Array = jax.Array
-
-
-class GaussianPosterior(NamedTuple):
-    """A Gaussian over the parameters: ``N(mean, precision^{-1})``.
-
-    The core's learner protocol defines the same two fields in
-    ``alband.models.base``; this one is its local twin until the two merge.
-    """
-
-    mean: Array  # (p,)
-    precision: Array  # (p, p)
 
 
 class BradleyTerryParams(NamedTuple):
@@ -200,3 +193,18 @@ def sample_posterior(key: Array, posterior: GaussianPosterior, n_samples: int) -
     L = jnp.linalg.cholesky(posterior.precision)
     e = jax.random.normal(key, (posterior.mean.shape[0], n_samples), posterior.mean.dtype)
     return (posterior.mean[:, None] + jax.scipy.linalg.solve_triangular(L.T, e, lower=False)).T
+
+
+@register_learner("bradley_terry")
+def bradley_terry(c: float | None = None, l2: float | None = None, max_iter: int = 50,
+                  tol: float = 1e-6) -> BradleyTerry:
+    """The Bradley-Terry reward model of a preference task: L2 strength ``l2``, or ``c`` = 1 / l2 (scikit-learn's C).
+
+    Default ``l2 = 1`` (``c = 1``, as the softmax regression's default).
+    """
+    if c is not None and l2 is not None:
+        raise AlbandError("bradley_terry takes c (= 1 / l2) or l2, not both")
+    strength = 1.0 if c is None and l2 is None else (1.0 / float(c) if c is not None else float(l2))
+    if not (strength > 0 and strength < float("inf")):
+        raise AlbandError(f"bradley_terry needs c > 0 (or l2 > 0), got c={c!r}, l2={l2!r}")
+    return BradleyTerry(strength, int(max_iter), float(tol))

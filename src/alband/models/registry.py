@@ -91,6 +91,7 @@ def _build(name: str, hyperparameters: dict) -> Learner:
 
 def _register_builtin() -> None:
     """Import the learners that ship with alband (each registers itself on import)."""
+    import alband.models.bradley_terry  # noqa: F401
     import alband.models.laplace_logistic  # noqa: F401
     import alband.models.sklearn_learner  # noqa: F401
     import alband.models.softmax_regression  # noqa: F401

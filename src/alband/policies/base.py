@@ -65,12 +65,21 @@ class RoundContext(NamedTuple):
 
 
 class QueryPolicy(NamedTuple):
-    """A query policy: ``init``, ``select`` and ``update`` (module docstring)."""
+    """A query policy: ``init``, ``select`` and ``update`` (module docstring).
+
+    ``pseudo_labels`` (optional, None for most policies): ``state -> (labels (N,)
+    int32, weights (N,) float32)``, labels the policy assigns *without asking*
+    (-1 or weight 0 where none). The round trains on them beside the bought
+    labels, at no cost (:func:`alband.rounds.after_buy`); a bought label
+    always wins. ``select`` may leave slots ``-1`` (nothing to ask there); the
+    purchase skips them.
+    """
 
     name: str
     init: Callable[[RoundContext], PolicyState]
     select: Callable[[PolicyState, RoundContext, Array, int], tuple[Array, PolicyState]]
     update: Callable[[PolicyState, RoundContext, Array, Array, Array], PolicyState]
+    pseudo_labels: Callable[[PolicyState], tuple[Array, Array]] | None = None
 
 
 def _stateless_init(ctx: RoundContext) -> PolicyState:

@@ -98,10 +98,11 @@ def affordable(
     """Which of the proposed items are bought from one annotator, and whether the budget ran out.
 
     ``reserve_usd`` and ``cost_usd`` are per pool item. Items already queried
-    are skipped at no cost; the first fresh item whose reservation does not
+    are skipped at no cost, as are ``-1`` slots (a policy that leaves slots
+    empty, e.g. gated querying); the first fresh item whose reservation does not
     fit ends the run (``exhausted``), and nothing after it is bought.
     """
-    fresh = ~state.queried[index]
+    fresh = ~state.queried[index] & (index >= 0)
     reserve = jnp.where(fresh, reserve_usd[index], 0.0)
     cost = jnp.where(fresh, cost_usd[index], 0.0)
     fit = affordable_prefix(state.spent_usd, limit_usd, reserve, cost, xp=jnp)

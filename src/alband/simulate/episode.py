@@ -105,6 +105,7 @@ from alband.simulate.annotator_model import (
     noisy_labels,
     reserve_usd,
 )
+from alband.simulate.judge_model import PairJudge, judge_answers
 from alband.stopping.history import StopHistory
 from alband.stopping.signals import stop_set_indices, stop_set_key
 
@@ -147,6 +148,7 @@ class EpisodeData(NamedTuple):
     x_val: Array | None = None  # (V, d) labelled validation set, or None
     y_val: Array | None = None  # (V,)
     aux: Any = ()  # task side information the policies read (RoundContext.aux)
+    true_margin: Array | None = None  # (N,) a synthetic preference world's true reward margins (judge noise)
 
 
 class EpisodeTrace(NamedTuple):
@@ -190,12 +192,17 @@ def arm_costs(annotator: SimulatedAnnotator, data: EpisodeData, routed: bool) ->
 def simulate(
     config: EpisodeConfig,
     data: EpisodeData,
-    annotator: SimulatedAnnotator,
+    annotator: SimulatedAnnotator | PairJudge,
     budget_usd: Array | float,
     key: Array,
     selection: SelectedIndices | None = None,
 ) -> EpisodeTrace:
     """One seeded episode (module docstring). Jitted; vmap over ``key`` or ``annotator``.
+
+    ``annotator`` may be a preference judge (:class:`~alband.simulate.judge_model.PairJudge`):
+    its answers are :func:`~alband.simulate.judge_model.judge_answers` (ties are invalid
+    answers; the true margins of ``data`` drive Bradley-Terry noise), its prices its
+    annotator's.
 
     ``selection`` (optional) holds indices chosen outside the core -- a
     selection recorded by a live run's selector (:mod:`alband.selection.replay`)
@@ -205,6 +212,11 @@ def simulate(
     n_items, n_features = data.x.shape
     keys = run_keys(key)
     routed = config.router is not None
+    judge = annotator if isinstance(annotator, PairJudge) else None
+    if judge is not None:
+        if routed:
+            raise AlbandError("a simulated preference judge is simulated without a router")
+        annotator = judge.annotator
     cost, reserve = arm_costs(annotator, data, routed)
     policy_cost = jnp.mean(cost, axis=0) if routed else cost
     budget_usd = jnp.asarray(budget_usd, jnp.float32)
@@ -213,7 +225,11 @@ def simulate(
 
     def buy(state: LabelState, index: Array, stopped: Array):
         accepted, exhausted = affordable(state, index, reserve, cost, budget_usd, stopped)
-        labels = noisy_labels(annotator, keys.annotate, index, data.y[index])
+        if judge is None:
+            labels = noisy_labels(annotator, keys.annotate, index, data.y[index])
+        else:
+            margin = None if data.true_margin is None else data.true_margin[index]
+            labels = judge_answers(judge, keys.annotate, index, data.y[index], margin)
         state = record_annotations(state, index, labels, accepted, cost[index], annotator.label_weight)
         arm = jnp.where(accepted, 0, -1).astype(jnp.int32)
         return state, (), labels, accepted, exhausted, arm
@@ -225,7 +241,7 @@ def simulate(
         # answers[k, b]: arm k's answer to item index[b] (order-independent keys).
         arm_keys = jax.vmap(lambda k: arm_key(keys.annotate, k))(jnp.arange(n_arms))
         answers = jax.vmap(lambda ann, k: noisy_labels(ann, k, index, gold))(annotator, arm_keys)
-        fresh = ~state.queried[index]
+        fresh = ~state.queried[index] & (index >= 0)
 
         def item(carry_, xs):
             spent, n_train, r_carry, stop = carry_

@@ -21,20 +21,19 @@ in the policy state as pseudo-labels of the current model:
 every ``select`` (a pair the model has become unsure about leaves the
 pseudo-labelled set and can be asked).
 
-Proposal for the loop (the integration lands with the learner protocol):
+How the round uses it (:mod:`alband.rounds`, both drivers):
 
-1. The loop drops ``-1`` slots, as it drops already-queried indices; a round
-   in which nothing passes the gate buys nothing (a stopping rule may end the
-   run).
-2. An optional ``pseudo_labels(state) -> (labels (N,) int32, weight (N,))``
-   on the policy (``None`` for every other policy). Before fitting, the loop
-   adds the pseudo-labelled, unjudged pairs to the training set with that
-   weight (``pseudo_weight``, default 1, as ADPO) and zero cost; judged labels
-   always win. The store records pseudo-labels as such (never exported as
-   judge labels; ``export --format dpo`` can include them on request).
-3. Dollars saved: at the end of the run, ``sum`` of the pseudo-labelled
-   pairs' ``ctx.cost_usd`` (the expected price of asking), reported beside the
-   dollars spent; the study compares it at equal held-out accuracy.
+1. The purchase skips ``-1`` slots, as it skips already-queried indices; a
+   round in which nothing passes the gate buys nothing.
+2. The policy's ``pseudo_labels`` hook (:class:`~alband.policies.base.QueryPolicy`)
+   returns ``(labels, weights)``; :func:`alband.rounds.after_buy` fits on the
+   bought labels plus the pseudo-labelled, unjudged pairs with weight
+   ``pseudo_weight`` (default 1, as ADPO) at zero cost; a judged label always
+   wins. Pseudo-labels are not annotations: the ledger and the exports hold
+   only what a judge answered.
+3. Dollars saved: each live round reports the number of pseudo-labelled
+   pairs and the sum of their ``ctx.cost_usd`` (the expected price of asking
+   them; :func:`alband.rounds.pseudo_label_summary`) in ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.errors import AlbandError
 from alband.policies.base import QueryPolicy
 from alband.policies.preference._posterior import masked_top
 from alband.policies.registry import register_policy
@@ -84,8 +84,10 @@ def dollars_saved(state: GatedState, cost_usd: Array) -> Array:
 
 
 @register_policy("gated")
-def gated(threshold: float = 2.0) -> QueryPolicy:
-    """ADPO's gate at ``|theta' z| = threshold`` (logit scale)."""
+def gated(threshold: float = 2.0, pseudo_weight: float = 1.0) -> QueryPolicy:
+    """ADPO's gate at ``|theta' z| = threshold`` (logit scale); pseudo-labels trained with ``pseudo_weight``."""
+    if not pseudo_weight >= 0:
+        raise AlbandError(f"gated: pseudo_weight must be >= 0, got {pseudo_weight!r}")
 
     def init(ctx):
         return GatedState(jnp.full(ctx.queried.shape, -1, jnp.int32))
@@ -100,4 +102,7 @@ def gated(threshold: float = 2.0) -> QueryPolicy:
         bought = jnp.where(accepted & (indices >= 0), indices, state.pseudo_label.shape[0])
         return GatedState(state.pseudo_label.at[bought].set(-1, mode="drop"))
 
-    return QueryPolicy("gated", init, select, update)
+    def hook(state):
+        return pseudo_labels(state, pseudo_weight)
+
+    return QueryPolicy("gated", init, select, update, hook)

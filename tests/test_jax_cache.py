@@ -1,4 +1,4 @@
-"""JAX's persistent compilation cache: on under ``$ALBAND_CACHE_DIR/jax`` by default, off with ``ALBAND_JAX_CACHE=0``.
+"""JAX's persistent compilation cache: opt-in with ``ALBAND_JAX_CACHE=1``, under ``$ALBAND_CACHE_DIR/jax``.
 
 Each case runs in a fresh interpreter: the cache folder is process-wide JAX state.
 """
@@ -26,15 +26,16 @@ def _probe(tmp_path: Path, **env: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_the_cache_is_on_under_alband_s_cache_folder_by_default(tmp_path):
-    used, configured = _probe(tmp_path)
+@pytest.mark.parametrize("value", ["1", "on", "true"])
+def test_alband_jax_cache_1_turns_it_on_under_alband_s_cache_folder(tmp_path, value):
+    used, configured = _probe(tmp_path, ALBAND_JAX_CACHE=value)
     assert used == configured == str(tmp_path / "cache" / "jax")
     assert (tmp_path / "cache" / "jax").is_dir()
 
 
-@pytest.mark.parametrize("value", ["0", "off", "false"])
-def test_alband_jax_cache_0_turns_it_off(tmp_path, value):
-    used, configured = _probe(tmp_path, ALBAND_JAX_CACHE=value)
+@pytest.mark.parametrize("value", [None, "0", "off", "false"])
+def test_the_cache_is_off_by_default_and_with_0(tmp_path, value):
+    used, configured = _probe(tmp_path, **({} if value is None else {"ALBAND_JAX_CACHE": value}))
     assert used == configured == "None"
     assert not (tmp_path / "cache" / "jax").exists()
 

@@ -8,9 +8,13 @@ on, a second process that compiles the same program reads it from disk
 :func:`enable_compilation_cache` points ``jax_compilation_cache_dir`` at
 ``$ALBAND_CACHE_DIR/jax`` (default ``~/.cache/alband/jax``, the folder of
 :func:`alband.kernels._build.cache_root`) and caches every program that took
-at least :data:`MIN_COMPILE_SECONDS` to compile. ``ALBAND_JAX_CACHE=0`` turns
-it off; a cache folder set by the user (``JAX_COMPILATION_CACHE_DIR`` or
-``jax.config``) is left alone.
+at least :data:`MIN_COMPILE_SECONDS` to compile. It is opt-in:
+``ALBAND_JAX_CACHE=1`` turns it on. Off by default because one full test run
+aborted a process inside JAX's cache write (``compilation_cache.py``,
+``put_executable_and_time``: "Fatal Python error: Aborted", two test workers
+writing the folder at once); until that is understood a crash of the cache
+must not be able to end a paid run. A cache folder set by the user
+(``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is always left alone.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-OPT_OUT_ENV = "ALBAND_JAX_CACHE"
+OPT_IN_ENV = "ALBAND_JAX_CACHE"
 #: Programs compiled faster than this are not written (the small ones cost more to store than to rebuild).
 MIN_COMPILE_SECONDS = 1.0
 
 
 def compilation_cache_dir() -> Path | None:
-    """The folder :func:`enable_compilation_cache` uses, or ``None`` when ``ALBAND_JAX_CACHE=0``."""
-    if os.environ.get(OPT_OUT_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    """The folder :func:`enable_compilation_cache` uses, or ``None`` unless ``ALBAND_JAX_CACHE=1``."""
+    if os.environ.get(OPT_IN_ENV, "0").strip().lower() not in ("1", "true", "yes", "on"):
         return None
     from alband.kernels._build import cache_root
 
@@ -36,12 +40,12 @@ def enable_compilation_cache() -> Path | None:
     """Turn JAX's persistent compilation cache on (module docstring); the folder in use, or ``None``."""
     import jax
 
+    current = jax.config.jax_compilation_cache_dir
+    if current:  # the user's own cache folder, whatever ALBAND_JAX_CACHE says
+        return Path(current)
     folder = compilation_cache_dir()
     if folder is None:
         return None
-    current = jax.config.jax_compilation_cache_dir
-    if current:
-        return Path(current)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:  # a read-only home: compile as before
@@ -52,4 +56,4 @@ def enable_compilation_cache() -> Path | None:
     return folder
 
 
-__all__ = ["MIN_COMPILE_SECONDS", "OPT_OUT_ENV", "compilation_cache_dir", "enable_compilation_cache"]
+__all__ = ["MIN_COMPILE_SECONDS", "OPT_IN_ENV", "compilation_cache_dir", "enable_compilation_cache"]

@@ -11,9 +11,10 @@ on, a second process that compiles the same program reads it from disk
 at least :data:`MIN_COMPILE_SECONDS` to compile. It is opt-in:
 ``ALBAND_JAX_CACHE=1`` turns it on. Off by default because one full test run
 aborted a process inside JAX's cache write (``compilation_cache.py``,
-``put_executable_and_time``: "Fatal Python error: Aborted", two test workers
-writing the folder at once); until that is understood a crash of the cache
-must not be able to end a paid run. A cache folder set by the user
+``put_executable_and_time``: "Fatal Python error: Aborted"); later aborts with
+the cache off, in XLA's compiler, all came from processes that had loaded
+pyarrow (tests/test_data_hf_dataset.py), so the cache may not be the cause,
+but until that is settled it stays opt-in. A cache folder set by the user
 (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is always left alone.
 """
 

@@ -8,6 +8,7 @@ a worker that compiles JAX programs: the checks run in their own process.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("datasets", reason="the 'datasets' library (alband[hf]) is not installed")
+# find_spec, not importorskip: importing datasets here would load pyarrow into this worker.
+if importlib.util.find_spec("datasets") is None:
+    pytest.skip("the 'datasets' library (alband[hf]) is not installed", allow_module_level=True)
 CHECKS = Path(__file__).with_name("hf_dataset_checks.py")
 
 

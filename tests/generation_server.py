@@ -1,8 +1,9 @@
 """A responder for the local wire-format server that plays a generating LLM, its self-consistency and a verifier.
 
-Generation call ``n`` (1-based) writes eight items, one per way of failing
-the filters and two that pass (:data:`GOOD`, :data:`BAD`), their numbers
-taken from ``n`` so every round writes new texts. The self-consistency
+The ``n``-th distinct generation prompt (1-based; the same prompt asked
+again, after a kill, gets the same answer) writes eight items, one per way of
+failing the filters and two that pass, their numbers taken from ``n`` so
+every round writes new texts. The self-consistency
 labeller calls a text ``neg`` when it says "bad" or "sly", else ``pos``, and
 flips that for a "wobbly" text; the verifier calls a text ``pos`` when it
 says "good", else ``neg``: so the "sly" text passes self-consistency and
@@ -48,14 +49,15 @@ class GenerationResponder:
         self.calls = {"generation": 0, "consistency": 0, "verification": 0}
         self.hang_generation_call: int | None = None  # that generation call answers after 120 s
         self.in_flight = None  # a threading.Event set when the hanging call arrives
+        self.prompts: dict[str, int] = {}  # generation prompt -> its number
 
     def __call__(self, request) -> Reply:
         prompt = request.prompt_text
         if GENERATE in prompt:
             self.calls["generation"] += 1
-            n = self.calls["generation"]
+            n = self.prompts.setdefault(prompt, len(self.prompts) + 1)
             reply = Reply(text=json.dumps({"items": generated_items(n)}))
-            if n == self.hang_generation_call and self.in_flight is not None and not self.in_flight.is_set():
+            if self.calls["generation"] == self.hang_generation_call and self.in_flight is not None and not self.in_flight.is_set():
                 self.in_flight.set()
                 return Reply(text=reply.text, delay_s=120)
             return reply

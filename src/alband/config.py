@@ -698,6 +698,12 @@ def _generator(table: dict, annotators: dict, stopping: "StoppingConfig | None",
     if data.get("kind") == "pairs":
         raise AlbandError(f"{_where(source, section)}: generation writes labelled texts; a pairs task "
                           "([data] kind = \"pairs\") cannot use it")
+    from alband.generation.embedding import TEXT_SOURCES
+
+    if data.get("source") not in TEXT_SOURCES:
+        raise AlbandError(f"{_where(source, section)} needs a [data] source that embeds texts "
+                          f"({', '.join(TEXT_SOURCES)}): source {data.get('source')!r} holds precomputed embeddings, "
+                          "with no embedder to place a generated text")
     rows = table.get("validation_rows", 0)
     held = 0 if stopping is None else stopping.validation_rows
     if rows and held and rows != held:

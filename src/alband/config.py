@@ -43,6 +43,14 @@ Schema (every key is documented in README, "Config reference")::
                   name, prompt = "plain" | "cot", show_labels = true, mode = "cold_start" |
                   "iterative" | "meta_arm" (an arm "llm_selection" of [policy] albl / meta_ts), fallback = "random" (a policy name), task (the task
                   description), max_chars = 400 (per candidate text)
+    [generator]   an LLM that writes new labelled items where the learner is weak (optional
+                  section; alband.generation): kind = "llm", provider, model, base_url,
+                  api_key_env, prices and request settings as an LLM annotator's,
+                  max_tokens = 2048, items_per_round = 8, k_samples = 3 (self-consistency
+                  labellings), min_agreement = 1.0, verifier (an [annotators] name, optional),
+                  novelty_floor = 0.05, max_share = 0.25 (of the training labels),
+                  start_round = 1, every = 1, weight = 1.0, validation_rows = 0 (test rows
+                  held out for the confusion matrix), n_examples = 5, task, max_chars = 300
 
 Unknown sections or keys, wrong types and impossible values raise
 :class:`~alband.errors.AlbandError` naming the file, the section and the key.
@@ -63,7 +71,7 @@ from alband.errors import AlbandError
 #: :mod:`alband.data.pair_spec`).
 DATA_KINDS = ("labels", "pairs")
 
-_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing", "selector"}
+_SECTIONS = {"data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing", "selector", "generator"}
 
 _ROUTING_KEYS: dict[str, type | tuple[type, ...]] = {
     "router": str, "annotators": list, "auditor": str, "feedback": str, "label_weight": str,
@@ -203,6 +211,7 @@ class RunConfig:
     stopping: StoppingConfig | None = None
     routing: RoutingConfig | None = None
     selector: "SelectorConfig | None" = None
+    generator: "GeneratorConfig | None" = None
 
     @property
     def sha256(self) -> str:
@@ -336,6 +345,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
         routing=routing,
         selector=(_selector(raw["selector"], loop, policy_name, policy, source, base_dir)
                   if "selector" in raw else None),
+        generator=_generator(raw["generator"], annotators, stopping, data, source) if "generator" in raw else None,
     )
 
 
@@ -613,6 +623,99 @@ def _selector(table: dict, loop: LoopConfig, policy_name: str, policy_params: di
     llm.setdefault("max_tokens", 1024)
     return SelectorConfig(provider, llm, n_candidates, resolved["shortlist"], prompt,
                           table.get("show_labels", True), mode, resolved["fallback"], table.get("task", ""), max_chars)
+
+
+_GENERATOR_KEYS: dict[str, type | tuple[type, ...]] = {
+    **{k: v for k, v in _SELECTOR_LLM_KEYS.items() if k not in (
+        "n_candidates", "k", "shortlist", "prompt", "show_labels", "mode", "fallback", "max_chars")},
+    "items_per_round": int, "k_samples": int, "min_agreement": (int, float), "verifier": str,
+    "novelty_floor": (int, float), "max_share": (int, float), "start_round": int, "every": int,
+    "weight": (int, float), "validation_rows": int, "n_examples": int, "max_chars": int,
+}
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The ``[generator]`` section: an LLM writes labelled items where the learner is weak (alband.generation)."""
+
+    provider: str
+    llm: dict[str, Any]  # the LLM's table, as an [annotators.NAME] table of kind ``provider``
+    items_per_round: int = 8
+    k_samples: int = 3
+    min_agreement: float = 1.0
+    verifier: str | None = None
+    novelty_floor: float = 0.05
+    max_share: float = 0.25
+    start_round: int = 1
+    every: int = 1
+    weight: float = 1.0
+    validation_rows: int = 0
+    n_examples: int = 5
+    task: str = ""
+    max_chars: int = 300
+
+
+def _generator(table: dict, annotators: dict, stopping: "StoppingConfig | None", data: dict,
+               source: str) -> GeneratorConfig:
+    """``[generator]`` (see the module docstring), every value checked before any data loads."""
+    section = "generator"
+    _take(table, _GENERATOR_KEYS, source, section)
+    if table.get("kind", "llm") != "llm":
+        raise AlbandError(f"{_where(source, section, 'kind')} must be 'llm', got {table['kind']!r}")
+    provider = table.get("provider", "openai")
+    if provider not in ("openai", "anthropic"):
+        raise AlbandError(f"{_where(source, section, 'provider')} must be 'openai' or 'anthropic', got {provider!r}")
+    if "model" not in table:
+        raise AlbandError(f"{_where(source, section, 'model')} is required (the generating model)")
+    if provider == "anthropic":
+        for key in ("json_mode", "max_tokens_param"):
+            if key in table:
+                raise AlbandError(f"{_where(source, section, key)} is an OpenAI setting (provider = 'anthropic')")
+    for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+        if key in table and not (math.isfinite(table[key]) and table[key] >= 0):
+            raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
+                              f"got {table[key]!r}")
+    for key, minimum in (("items_per_round", 1), ("k_samples", 0), ("start_round", 1), ("every", 1),
+                         ("validation_rows", 0), ("n_examples", 0), ("max_chars", 1), ("max_tokens", 1)):
+        if key in table:
+            _positive_int(table[key], source, section, key, minimum)
+    for key, low, high, low_open in (("min_agreement", 0.0, 1.0, False), ("novelty_floor", 0.0, 1.0, False),
+                                     ("max_share", 0.0, 1.0, True), ("weight", 0.0, math.inf, True)):
+        if key in table:
+            value = float(table[key])
+            above = value > low if low_open else value >= low
+            if not (math.isfinite(value) and above and value <= high):
+                bounds = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high == math.inf else ']'}"
+                raise AlbandError(f"{_where(source, section, key)} must be in {bounds}, got {table[key]!r}")
+    verifier = table.get("verifier")
+    if verifier is not None:
+        if verifier not in annotators:
+            raise AlbandError(f"{_where(source, section, 'verifier')}: '{verifier}' is not defined under "
+                              f"[annotators] (defined: {', '.join(annotators)})")
+        if annotators[verifier].get("kind", "simulated") == "simulated":
+            raise AlbandError(f"{_where(source, section, 'verifier')}: '{verifier}' is a simulated annotator, which "
+                              "answers from the pool's gold labels and cannot label a generated text")
+    if data.get("kind") == "pairs":
+        raise AlbandError(f"{_where(source, section)}: generation writes labelled texts; a pairs task "
+                          "([data] kind = \"pairs\") cannot use it")
+    from alband.generation.embedding import TEXT_SOURCES
+
+    if data.get("source") not in TEXT_SOURCES:
+        raise AlbandError(f"{_where(source, section)} needs a [data] source that embeds texts "
+                          f"({', '.join(TEXT_SOURCES)}): source {data.get('source')!r} holds precomputed embeddings, "
+                          "with no embedder to place a generated text")
+    rows = table.get("validation_rows", 0)
+    held = 0 if stopping is None else stopping.validation_rows
+    if rows and held and rows != held:
+        raise AlbandError(f"{_where(source, section, 'validation_rows')} = {rows} differs from [stopping] "
+                          f"validation_rows = {held}: the run holds out one validation set")
+    llm = {key: table[key] for key in _ANNOTATOR_KEYS[provider] if key in table}
+    llm.setdefault("max_tokens", 2048)
+    options = {k: (float(table[k]) if k in ("min_agreement", "novelty_floor", "max_share", "weight") else table[k])
+               for k in ("items_per_round", "k_samples", "min_agreement", "verifier", "novelty_floor", "max_share",
+                         "start_round", "every", "weight", "validation_rows", "n_examples", "task", "max_chars")
+               if k in table}
+    return GeneratorConfig(provider, llm, **options)
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -20,6 +20,15 @@ they agree and neither when they do not (:func:`alband.annotators.pair_orders.co
 Pseudo-labels a run records without paying are not annotations and are not
 exported.
 
+**Synthetic items.** A run with a ``[generator]`` (:mod:`alband.generation`)
+also records every item the generator wrote (ledger rows of kind
+``'synthetic'``); each is exported after the label rows with ``synthetic``
+true, its generated text and label, no pool index, the generator as
+annotator and cost 0 (its calls' dollars are in the ledger's generation,
+consistency and verification charges), ``used_for_training`` true for the
+accepted ones and ``invalid_reason`` the filter that rejected the others.
+Every other record has ``synthetic`` false.
+
 **DPO** (:func:`export_dpo`, ``--format dpo``): for a preference run, one
 TRL row ``{"prompt", "chosen", "rejected"}`` per pair whose verdict is valid
 (``dpo.jsonl``), and a reward-model pairs file (``reward_pairs.jsonl``:
@@ -47,13 +56,15 @@ from alband.annotators.pair_orders import combine_orders, pair_id_of
 from alband.errors import AlbandError
 from alband.store.ledger import KIND_LABEL, STATUS_SETTLED, LedgerRow
 
+KIND_SYNTHETIC = "synthetic"  # alband.generation.generator.KIND_SYNTHETIC (not imported: no SDK import here)
+
 FORMATS = ("jsonl", "csv", "dpo")
 FIELDS = ("row_id", "item_id", "pool_index", "text", "label", "label_name", "valid", "annotator", "confidence",
           "input_tokens", "output_tokens", "cost_usd", "round", "used_for_training", "invalid_reason",
-          "response_id", "settled_at")
+          "response_id", "settled_at", "synthetic")
 _INT_FIELDS = ("row_id", "pool_index", "label", "input_tokens", "output_tokens", "round")
 _FLOAT_FIELDS = ("confidence", "cost_usd")
-_BOOL_FIELDS = ("valid", "used_for_training")
+_BOOL_FIELDS = ("valid", "used_for_training", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class RunView:
     task: Any | None
     label_names: tuple[str, ...]
     auditor: str | None
+    synthetic: tuple[LedgerRow, ...] = ()  # the generator's items (kind 'synthetic'), accepted or not
 
 
 def open_run(run_path: str | Path, *, texts: bool = True) -> RunView:
@@ -74,7 +86,9 @@ def open_run(run_path: str | Path, *, texts: bool = True) -> RunView:
     run_dir = RunDir.open_existing(run_path)
     with run_dir.open_ledger(read_only=True) as ledger:
         base_dir = ledger.get_meta("base_dir")
-        rows = [r for r in ledger.rows(STATUS_SETTLED) if r.kind == KIND_LABEL]
+        settled = ledger.rows(STATUS_SETTLED)
+        rows = [r for r in settled if r.kind == KIND_LABEL]
+        synthetic = tuple(r for r in settled if r.kind == KIND_SYNTHETIC)
     config = parse_config(run_dir.config_text(), source=str(run_dir.config_path),
                           base_dir=Path(base_dir) if base_dir else Path(run_path).resolve())
     auditor = config.routing.auditor if config.routing is not None and config.routing.feedback == "audit" else None
@@ -92,7 +106,7 @@ def open_run(run_path: str | Path, *, texts: bool = True) -> RunView:
         label_names = tuple(task.label_names)
     else:
         label_names = tuple(config.data.get("label_names", ()))
-    return RunView(rows, task if texts else None, label_names, auditor)
+    return RunView(rows, task if texts else None, label_names, auditor, synthetic)
 
 
 def used_for_training(rows: list[LedgerRow], auditor: str | None) -> set[int]:
@@ -135,7 +149,17 @@ def annotation_records(view: RunView) -> list[dict]:
             "input_tokens": row.input_tokens or 0, "output_tokens": row.output_tokens or 0,
             "cost_usd": row.cost_usd, "round": row.round, "used_for_training": row.id in used,
             "invalid_reason": str(row.extra.get("invalid_reason", "")) if row.label is None else "",
-            "response_id": row.response_id or "", "settled_at": row.settled_at or "",
+            "response_id": row.response_id or "", "settled_at": row.settled_at or "", "synthetic": False,
+        })
+    for row in view.synthetic:
+        label = row.extra.get("label")
+        records.append({
+            "row_id": row.id, "item_id": row.item_id, "pool_index": None, "text": row.raw or "",
+            "label": label, "label_name": row.extra.get("label_name", ""), "valid": label is not None,
+            "annotator": row.annotator, "confidence": None, "input_tokens": 0, "output_tokens": 0,
+            "cost_usd": row.cost_usd, "round": row.round, "used_for_training": row.extra.get("verdict") == "accepted",
+            "invalid_reason": row.extra.get("reason") or "", "response_id": "", "settled_at": row.settled_at or "",
+            "synthetic": True,
         })
     return records
 

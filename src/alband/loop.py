@@ -26,6 +26,17 @@ indices to buy, which replace the proposal's (:func:`alband.rounds.with_index`;
 round 0: the random seed set); it pays for itself through the run's ledger and
 budget guard.
 
+A generator (``generator``, :mod:`alband.generation`) runs in the rounds it
+``wants``, after the proposal and before the purchase: it is shown where the
+learner is weak (the pool probabilities of the proposal, the labels bought,
+the validation set's confusion), writes new labelled items through paid
+calls in the same ledger and budget guard (so it is paid before, and competes
+with, the round's purchase), filters them, and the accepted ones join the
+refit of ``after_buy`` as extra training rows (:class:`alband.rounds.ExtraRows`,
+a fixed number of slots, empty ones weighing 0). They are never pool rows
+(no policy selects them) and never evaluation rows: test and validation
+accuracy are measured on the task's real rows only.
+
 With a stopping rule (``LoopSettings.stopping``, :mod:`alband.stopping`) the
 loop records after each round the signals the simulator records (stop-set
 kappa, change rate and mean confidence, the batch's largest uncertainty, the
@@ -97,6 +108,7 @@ from alband.purchase.routed import (
 from alband.purchase.rule import Payment, item_purchase
 from alband.rounds import (
     Evaluation,
+    ExtraRows,
     Pool,
     RoundSignals,
     RoundSpec,
@@ -143,12 +155,16 @@ class RoundEvent:
     # a policy with pseudo-labels (QueryPolicy.pseudo_labels): pairs labelled free, and what asking would cost
     pseudo_labels: int | None = None
     dollars_saved_usd: float | None = None
+    # with a generator: what this round generated, accepted and rejected, and the synthetic items trained on
+    synthetic: dict | None = None
 
     def metrics(self) -> dict:
         """The round's line of ``metrics.jsonl``."""
         extra = {} if self.pseudo_labels is None else {"pseudo_labels": self.pseudo_labels,
                                                         "dollars_saved_usd": self.dollars_saved_usd}
-        return {**extra, 
+        if self.synthetic is not None:
+            extra["synthetic"] = self.synthetic
+        return {**extra,
             "round": self.round,
             "n_labeled": self.n_labeled,
             "n_queried": self.n_queried,
@@ -495,6 +511,7 @@ def live_rounds(
     routing: RoutingSettings | None = None,
     aux=(),
     selector=None,
+    generator=None,
 ) -> Iterator[RoundEvent]:
     """Run (or resume) the loop, yielding one event per round (module docstring).
 
@@ -506,6 +523,8 @@ def live_rounds(
     ``aux`` is the task's side information for the policies (``RoundContext.aux``).
     ``selector`` (an :class:`alband.selection.llm_selector.Selector`, optional)
     chooses the batches of the rounds it wants (module docstring).
+    ``generator`` (an :class:`alband.generation.generator.Generator`, optional)
+    adds generated items to the training rows of the rounds it wants.
     """
     n_items, n_features = task.x.shape
     if settings.n_initial > n_items:
@@ -555,7 +574,36 @@ def live_rounds(
         )
         return labels, accepted, np.where(accepted, 0, -1), bought, reused
 
-    def event(round_index, index, bought_round, signals: RoundSignals, stop_reason=None) -> RoundEvent:
+    extra_rows = None
+    if generator is not None:
+        slots = max(1, generator.capacity(settings.n_rounds))
+        extra_rows = ExtraRows(jnp.zeros((slots, n_features), jnp.float32), jnp.zeros(slots, jnp.int32),
+                               jnp.zeros(slots, jnp.float32))
+
+    def generate(round_index: int, proposal) -> dict | None:
+        """The generator's round (module docstring); the accepted items written into ``extra_rows``."""
+        nonlocal extra_rows
+        if generator is None:
+            return None
+        outcome = {}
+        if generator.wants(round_index):
+            filled = int(state.n_train)
+            bought = np.asarray(state.train_label[:filled])
+            bought = bought[(bought >= 0) & (np.asarray(state.train_weight[:filled]) > 0)]
+            val_probs = None if x_val is None else np.asarray(settings.learner.predict_proba(params, x_val))
+            record = generator.generate(
+                round_index, probs=np.asarray(proposal.probs), queried=np.asarray(state.queried),
+                train_labels=bought, n_real=int(n_labeled(state)), ledger=ledger, guard=guard,
+                val_true=None if y_val is None else np.asarray(y_val), val_probs=val_probs)
+            outcome = record.metrics()
+            n = len(generator.accepted_ids)
+            extra_rows = ExtraRows(extra_rows.x.at[:n].set(jnp.asarray(generator.accepted_x)),
+                                   extra_rows.y.at[:n].set(jnp.asarray(generator.accepted_y)),
+                                   extra_rows.weight.at[:n].set(generator.settings.weight))
+        return {**outcome, "n_synthetic": len(generator.accepted_ids)}
+
+    def event(round_index, index, bought_round, signals: RoundSignals, stop_reason=None,
+              synthetic: dict | None = None) -> RoundEvent:
         pseudo = {}
         if settings.policy.pseudo_labels is not None:
             count, usd = pseudo_label_summary(settings.policy, policy_state, state, cost)
@@ -574,6 +622,7 @@ def live_rounds(
             stop_reason=stop_reason,
             labels=[int(v) if a else -1 for v, a in zip(labels, accepted)],
             label_arms=[int(v) for v in arms],
+            synthetic=synthetic,
             **pseudo,
         )
 
@@ -601,12 +650,13 @@ def live_rounds(
         proposal = before_buy(spec, pool, state, params, policy_state, r, query_key(keys, r))
         if selector is not None and selector.wants(round_index, proposal):
             proposal = with_index(proposal, select(round_index, params, proposal.probs, settings.batch_size))
+        synthetic = generate(round_index, proposal)
         before = state
         bought_round = buy(round_index, proposal.index)
         labels, accepted = bought_round[0], bought_round[1]
         params, policy_state, signals = after_buy(
             spec, pool, evaluation, before, state, params, proposal, jnp.asarray(labels), jnp.asarray(accepted),
-            r, signals.prediction,
+            r, signals.prediction, extra_rows,
         )
         if purchaser.exhausted:
             stop = "budget exhausted"
@@ -616,7 +666,7 @@ def live_rounds(
             stop = "pool exhausted"
         if watch is not None and watch.observe(signals, state, purchaser.exhausted, float(proposal.uncertainty)):
             stop = stop or settings.stopping.name
-        yield event(round_index, np.asarray(proposal.index), bought_round, signals, stop)
+        yield event(round_index, np.asarray(proposal.index), bought_round, signals, stop, synthetic)
         if stop:
             return
 

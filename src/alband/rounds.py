@@ -235,6 +235,30 @@ def train_with_pseudo_labels(learner: Learner, params, x: Array, state: LabelSta
     return on_buffer(fit, x, state, bound, params)
 
 
+@partial(jax.jit, static_argnums=0)
+def train_with_rows(learner: Learner, params, x: Array, state: LabelState, bound: int | Array, x_extra: Array,
+                    y_extra: Array, w_extra: Array):
+    """:func:`train` on the buffer plus the rows ``x_extra`` labelled ``y_extra`` with weights ``w_extra``.
+
+    The extra rows are not pool rows (generated items, :mod:`alband.generation`):
+    a fixed number of them, the empty ones weighing 0, so the minimiser is that
+    of the buffer and the filled extra rows.
+    """
+    def fit(p, xs, ys, ws):
+        return learner.fit(p, jnp.concatenate([xs, x_extra]), jnp.concatenate([ys, y_extra.astype(ys.dtype)]),
+                           jnp.concatenate([ws, w_extra.astype(ws.dtype)]))
+
+    return on_buffer(fit, x, state, bound, params)
+
+
+class ExtraRows(NamedTuple):
+    """Labelled training rows outside the pool (accepted generated items): ``(G, d)``, ``(G,)``, ``(G,)``."""
+
+    x: Array
+    y: Array
+    weight: Array  # 0 for an empty slot
+
+
 def pseudo_label_summary(policy: QueryPolicy, policy_state: PolicyState, state: LabelState, cost_usd: Array):
     """``(count, dollars)`` of the unqueried pairs the policy pseudo-labels: what asking them would have cost."""
     if policy.pseudo_labels is None:
@@ -307,21 +331,32 @@ def before_buy(spec: RoundSpec, pool: Pool, state: LabelState, params, policy_st
 @partial(jax.jit, static_argnums=0)
 def after_buy(spec: RoundSpec, pool: Pool, evaluation: Evaluation, before: LabelState, after: LabelState,
               params, proposal: Proposal, labels: Array, accepted: Array, round_index: Array,
-              previous: Array):
+              previous: Array, extra: ExtraRows | None = None):
     """The policy's ``update``, the warm-started refit and the signals of round ``round_index``.
 
     ``before`` / ``after`` are the label states around the purchase; the
     policy's update sees the context of the proposal (``before``, ``params``,
     ``proposal.probs``). ``previous`` are the stop-set predictions of the
-    previous round. Returns ``(params, policy_state, signals)``.
+    previous round. ``extra`` (optional): labelled rows outside the pool the
+    refit also trains on (generated items); the signals are measured on the
+    evaluation sets only, never on them. Returns ``(params, policy_state, signals)``.
     """
     bound = filled_bound(spec.n_initial, spec.batch_size, round_index - 1)
     ctx = round_context(spec.learner, pool, before, params, round_index, bound, probs=proposal.probs)
     policy_state = spec.policy.update(proposal.policy_state, ctx, proposal.index, labels, accepted)
     bound = filled_bound(spec.n_initial, spec.batch_size, round_index)
-    if spec.policy.pseudo_labels is None:
+    if spec.policy.pseudo_labels is None and extra is None:
         params = train(spec.learner, params, pool.x, after, bound)
-    else:  # the policy's free labels join the bought ones (QueryPolicy.pseudo_labels)
+    elif extra is None:  # the policy's free labels join the bought ones (QueryPolicy.pseudo_labels)
         pseudo_label, pseudo_weight = spec.policy.pseudo_labels(policy_state)
         params = train_with_pseudo_labels(spec.learner, params, pool.x, after, bound, pseudo_label, pseudo_weight)
+    else:
+        x_extra, y_extra, w_extra = extra
+        if spec.policy.pseudo_labels is not None:  # both: the pseudo-labelled pool rows, then the extra rows
+            pseudo_label, pseudo_weight = spec.policy.pseudo_labels(policy_state)
+            pseudo_weight = jnp.where(after.queried | (pseudo_label < 0), 0.0, pseudo_weight.astype(jnp.float32))
+            x_extra = jnp.concatenate([pool.x, x_extra])
+            y_extra = jnp.concatenate([pseudo_label.astype(y_extra.dtype), y_extra])
+            w_extra = jnp.concatenate([pseudo_weight, w_extra.astype(jnp.float32)])
+        params = train_with_rows(spec.learner, params, pool.x, after, bound, x_extra, y_extra, w_extra)
     return params, policy_state, _signals(spec.learner, params, evaluation, previous, jnp.bool_(True))

@@ -248,6 +248,27 @@ def build_selector(config: RunConfig, task: Task):
                        fallback=make_policy(spec.fallback), meta_arm=meta_arm)
 
 
+def build_generator(config: RunConfig, task: Task):
+    """The :class:`alband.generation.generator.Generator` of ``[generator]``, or None without the section."""
+    spec = config.generator
+    if spec is None:
+        return None
+    from alband.generation.embedding import pool_text_embedder
+    from alband.generation.generator import Generator, GeneratorSettings
+
+    where = f"{config.source}: "
+    if task.texts is None:
+        raise AlbandError(f"{where}[generator] needs the pool's texts (to show the generator), and [data] has none")
+    llm = _llm_annotator("generator", spec.provider, spec.llm, task, f"{where}[generator]: ")
+    verifier = None if spec.verifier is None else build_annotator(config, task, spec.verifier)[0]
+    settings = GeneratorSettings(spec.items_per_round, spec.k_samples, spec.min_agreement, spec.novelty_floor,
+                                 spec.max_share, spec.start_round, spec.every, spec.weight, spec.n_examples)
+    embed = pool_text_embedder(config.data, config.base_dir, where=where)
+    return Generator("generator", llm, settings, label_names=task.label_names, pool_texts=task.texts,
+                     pool_x=task.x, embed=embed, seed=config.loop.seed, verifier=verifier, task=spec.task,
+                     max_chars=spec.max_chars)
+
+
 def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
     if config.loop.batch_size > task.n_items:
         raise AlbandError(
@@ -289,14 +310,21 @@ def require_an_affordable_label(config: RunConfig, task: Task, annotators: list)
 
 
 def hold_out_validation(config: RunConfig, task: Task) -> tuple[Task, tuple[np.ndarray, np.ndarray] | None]:
-    """The task without the ``[stopping] validation_rows`` test rows, and those rows as a validation set."""
+    """The task without the ``validation_rows`` test rows ([stopping] or [generator]), and those rows as a validation set.
+
+    The held-out rows leave the test set: accuracy is measured on the rest,
+    and generated items join neither.
+    """
     rows = 0 if config.stopping is None else config.stopping.validation_rows
+    if not rows and config.generator is not None:
+        rows = config.generator.validation_rows
     if rows == 0:
         return task, None
     try:
         held, kept = validation_split(len(task.y_test), rows)
     except AlbandError as err:
-        raise AlbandError(f"{config.source}: [stopping] {err}") from None
+        section = "[stopping]" if config.stopping is not None and config.stopping.validation_rows else "[generator]"
+        raise AlbandError(f"{config.source}: {section} {err}") from None
     validation = (task.x_test[held], task.y_test[held])
     return dataclasses.replace(task, x_test=task.x_test[kept], y_test=task.y_test[kept]), validation
 
@@ -330,6 +358,7 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         try:
             for event in live_rounds(settings, task, annotator, ledger, validation=validation,
                                      selector=build_selector(config, task),
+                                     generator=build_generator(config, task),
                                      aux=getattr(task, "aux", ()), **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:

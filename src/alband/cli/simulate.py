@@ -59,6 +59,9 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
 
     if seeds < 1:
         raise AlbandError("simulate: --seeds must be >= 1")
+    if config.generator is not None:
+        raise AlbandError(f"{config.source}: [generator]: an LLM's generated items cannot be simulated; run it "
+                          "live (alband run), or remove [generator] to simulate the rest of the config")
     if config.selector is not None:
         raise AlbandError(f"{config.source}: [selector]: an LLM's selections cannot be simulated, only replayed "
                           "from a run's records (alband.selection.replay.selected_indices, simulate(..., selection)); "

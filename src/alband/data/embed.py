@@ -104,11 +104,11 @@ def write_cached_matrix(path: Path, x: np.ndarray) -> None:
         warnings.warn(f"could not write the embedding cache {path}: {e}", RuntimeWarning, stacklevel=3)
 
 
-def _fit_tfidf_svd(texts: Sequence[str], dims: int, seed: int) -> np.ndarray:
-    """The uncached embedding: TF-IDF -> truncated SVD -> unit rows, float32 ``(n, dims)``.
+def fit_tfidf_svd(texts: Sequence[str], dims: int, seed: int):
+    """The fitted ``(vectorizer, svd or None)`` of :func:`_fit_tfidf_svd` and the embedding of ``texts``.
 
-    When the corpus has rank below ``dims`` (fewer texts or words than
-    dimensions), the missing components are zero columns.
+    :func:`project_texts` places new texts in the same space (the vocabulary,
+    idf weights and singular vectors of this fit).
     """
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -124,6 +124,7 @@ def _fit_tfidf_svd(texts: Sequence[str], dims: int, seed: int) -> np.ndarray:
     n, n_words = tfidf.shape
     rank = min(dims, n_words - 1, n - 1)
     x = np.zeros((n, dims), dtype=np.float32)
+    svd = None
     if rank >= 1:
         svd = TruncatedSVD(n_components=rank, algorithm="randomized", n_iter=5, random_state=seed)
         # The dense steps work on thin (n x ~dims) matrices: one BLAS thread is as fast, and it does
@@ -135,7 +136,35 @@ def _fit_tfidf_svd(texts: Sequence[str], dims: int, seed: int) -> np.ndarray:
         x[:, : min(dims, n_words)] = dense[:, :dims]
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
+    return (vectorizer, svd), x
+
+
+def project_texts(model, texts: Sequence[str], dims: int) -> np.ndarray:
+    """``texts`` in the space of a :func:`fit_tfidf_svd` fit: TF-IDF over its vocabulary, its SVD, unit rows.
+
+    Words outside the fitted vocabulary are ignored; a text with none of its
+    words embeds as the zero vector.
+    """
+    vectorizer, svd = model
+    tfidf = vectorizer.transform(list(texts))
+    x = np.zeros((tfidf.shape[0], dims), dtype=np.float32)
+    if svd is not None:
+        x[:, : svd.n_components] = svd.transform(tfidf).astype(np.float32)
+    else:
+        dense = tfidf.toarray().astype(np.float32)
+        x[:, : min(dims, dense.shape[1])] = dense[:, :dims]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
     return x
+
+
+def _fit_tfidf_svd(texts: Sequence[str], dims: int, seed: int) -> np.ndarray:
+    """The uncached embedding: TF-IDF -> truncated SVD -> unit rows, float32 ``(n, dims)``.
+
+    When the corpus has rank below ``dims`` (fewer texts or words than
+    dimensions), the missing components are zero columns.
+    """
+    return fit_tfidf_svd(texts, dims, seed)[1]
 
 
 def embed_texts(

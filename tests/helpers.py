@@ -1,6 +1,15 @@
-"""Small synthetic tasks for fast tests of the core and the loop."""
+"""Small synthetic tasks for fast tests of the core and the loop, and the CLI as a user meets it."""
 
 from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -46,3 +55,54 @@ def three_simulated_annotators_toml(*, cheap_flip_rate: float = 0.25, strong_lab
         f"{strong_weight}\n"
         f"[annotators.human]\nkind = \"simulated\"\nusd_per_label = {human_usd_per_label}\n"
     )
+
+
+# -- the CLI as a user meets it ------------------------------------------------------------------
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_error_line(capsys, *argv: str) -> str:
+    """Run ``alband ARGV`` in-process; it must exit 2 with exactly one ``alband: error:`` line on stderr."""
+    from alband.cli.main import main
+
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("alband: error: "), err
+    return err[0]
+
+
+def start_alband(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m alband ARGS`` in a child process (stdout discarded, stderr kept for messages)."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "alband", *args], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool], *, timeout_s: float = 240.0,
+                 poll_s: float = 0.02, must_be_running: bool = True) -> None:
+    """SIGKILL ``proc`` once ``ready()`` holds (or at the deadline) and reap it.
+
+    ``ready`` usually reads the run's ledger while the run writes it, so a
+    :class:`sqlite3.Error` (or a ledger not yet created) counts as "not yet".
+    With ``must_be_running`` the run must still be alive when killed: a run
+    that ended on its own is a failed test, not a silent pass.
+    """
+    deadline = time.time() + timeout_s
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if ready():
+                    break
+            except (sqlite3.Error, FileNotFoundError):
+                pass
+            time.sleep(poll_s)
+        if must_be_running:
+            assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

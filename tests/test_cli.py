@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 
 from alband.cli.main import main
 from alband.demo import demo_config_text
+from helpers import cli_error_line, sigkill_when, start_alband
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,12 +35,6 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alband", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=ROOT)
 
-
-def _error_line(capsys, *argv: str) -> str:
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("alband: error: "), err
-    return err[0]
 
 
 def _settled(ledger: Path) -> list[tuple]:
@@ -83,22 +76,9 @@ def test_sigkill_mid_run_then_resume(tmp_path, budget):
     """Killed with SIGKILL while buying, resumed: unique items, total cost <= budget."""
     config = _config(tmp_path, rounds=40, batch_size=10, budget_usd=budget)
     out = tmp_path / "run"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.Popen([sys.executable, "-m", "alband", "run", str(config), "--out", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ledger = out / "ledger.sqlite"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if ledger.exists():
-            try:
-                if len(_settled(ledger)) >= 60:
-                    break
-            except sqlite3.Error:
-                pass
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = start_alband("run", str(config), "--out", str(out), "--quiet")
+    sigkill_when(proc, lambda: len(_settled(ledger)) >= 60, poll_s=0.05)
     killed_at = len(_settled(ledger))
 
     resumed = _cli("resume", str(out), "--quiet")
@@ -133,25 +113,25 @@ def test_demo_writes_plot_results_and_ledgers(tmp_path):
 
 def test_unknown_config_key(tmp_path, capsys):
     config = _config(tmp_path, **{"batch_size = 5": "batch_size = 5\nbatchsize = 3"})
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
     assert "[loop]" in line and "unknown key 'batchsize'" in line and "run.toml" in line
 
 
 def test_unknown_section_and_missing_config(tmp_path, capsys):
     config = _config(tmp_path, **{"[learner]": "[lerner]"})
-    assert "unknown section [lerner]" in _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
-    assert "config file not found" in _error_line(capsys, "run", str(tmp_path / "nope.toml"), "--out", "x")
+    assert "unknown section [lerner]" in cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    assert "config file not found" in cli_error_line(capsys, "run", str(tmp_path / "nope.toml"), "--out", "x")
 
 
 @pytest.mark.parametrize("usd", ["0", "-1.5", "nan"])
 def test_budget_must_be_positive(tmp_path, capsys, usd):
     config = _config(tmp_path, **{"usd = 1.0": f"usd = {usd}"})
-    assert "[budget] usd must be" in _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    assert "[budget] usd must be" in cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
 
 
 def test_batch_larger_than_pool(tmp_path, capsys):
     config = _config(tmp_path, batch_size=5000)
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
     assert "batch_size=5000 is larger than the pool" in line
     assert not (tmp_path / "o" / "ledger.sqlite").exists() or not _settled(tmp_path / "o" / "ledger.sqlite")
 
@@ -175,53 +155,53 @@ def _good_arrays(n: int = 40):
 def test_nan_embeddings(tmp_path, capsys):
     x, ids, labels = _good_arrays()
     x[7, 2] = np.nan
-    line = _error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
     assert "emb.npy" in line and "r7" in line
 
 
 def test_infinite_embeddings(tmp_path, capsys):
     x, ids, labels = _good_arrays()
     x[3, 0] = np.inf
-    line = _error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
     assert "emb.npy" in line and "r3" in line
 
 
 def test_mismatched_lengths(tmp_path, capsys):
     x, ids, labels = _good_arrays()
     config = _npy_config(tmp_path, x[:-3], ids, labels)
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
     assert "emb.npy" in line and "ids.txt" in line
 
 
 def test_unknown_label(tmp_path, capsys):
     x, ids, labels = _good_arrays()
     labels[5] = "zebra"
-    line = _error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
     assert "labels.csv" in line and "zebra" in line
 
 
 def test_duplicate_ids(tmp_path, capsys):
     x, ids, labels = _good_arrays()
     ids[9] = "r2"
-    line = _error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(_npy_config(tmp_path, x, ids, labels)), "--out", str(tmp_path / "o"))
     assert "r2" in line and "ids.txt" in line
 
 
 def test_empty_pool(tmp_path, capsys):
     (tmp_path / "items.csv").write_text("text,label\n")
     config = _config(tmp_path, **{'source = "bbc_news"': 'source = "table"\npath = "items.csv"'})
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
     assert "items.csv" in line
 
 
 def test_missing_and_corrupted_run_directory(tmp_path, capsys):
-    line = _error_line(capsys, "resume", str(tmp_path / "nowhere"))
+    line = cli_error_line(capsys, "resume", str(tmp_path / "nowhere"))
     assert "nowhere" in line
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.toml").write_text("x = 1")
-    assert "broken" in _error_line(capsys, "resume", str(broken))
-    assert "broken" in _error_line(capsys, "report", str(broken))
+    assert "broken" in cli_error_line(capsys, "resume", str(broken))
+    assert "broken" in cli_error_line(capsys, "report", str(broken))
 
 
 def test_corrupted_ledger_is_reported_not_overwritten(tmp_path, capsys):
@@ -233,14 +213,14 @@ def test_corrupted_ledger_is_reported_not_overwritten(tmp_path, capsys):
     for extra in ("-wal", "-shm"):
         Path(str(ledger) + extra).unlink(missing_ok=True)
     ledger.write_bytes(b"this is not a database" * 100)
-    line = _error_line(capsys, "resume", str(out))
+    line = cli_error_line(capsys, "resume", str(out))
     assert "ledger.sqlite" in line
     assert ledger.read_bytes().startswith(b"this is not a database")
 
 
 def test_unknown_policy(tmp_path, capsys):
     config = _config(tmp_path, policy="clairvoyant")
-    assert "unknown query policy 'clairvoyant'" in _error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
+    assert "unknown query policy 'clairvoyant'" in cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "o"))
 
 
 def test_bench_design_prints_json_with_the_machine(capsys):
@@ -267,6 +247,6 @@ def test_pass_through_commands_take_their_own_options(capsys):
         main(["simulate", "--help"])
     assert info.value.code == 0
     assert "stopping rule" in capsys.readouterr().out
-    assert "--n must be" in _error_line(capsys, "bench", "design", "--n", "1", "--json")
-    line = _error_line(capsys, "route", "replay", "--data", "nope.csv", "--items", "nope.csv", "--budget", "1")
+    assert "--n must be" in cli_error_line(capsys, "bench", "design", "--n", "1", "--json")
+    line = cli_error_line(capsys, "route", "replay", "--data", "nope.csv", "--items", "nope.csv", "--budget", "1")
     assert "nope.csv" in line

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from alband.cli.main import main
+from helpers import cli_error_line
 
 from fake_llm_server import fake_llm_server, film_review_reply, write_film_reviews  # noqa: F401 - fixture
 
@@ -83,12 +84,6 @@ def _write(folder: Path, text: str, name: str = "run.toml", **values) -> Path:
     return path
 
 
-def _error_line(capsys, *argv: str) -> str:
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("alband: error: "), err
-    return err[0]
-
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
@@ -125,7 +120,7 @@ def test_label_typo_without_label_names_names_file_row_and_label(tmp_path, capsy
     lines = table.read_text().splitlines()
     lines[7] = lines[7].rsplit(",", 1)[0] + ",nge"  # line 8 of the file: 'neg' mistyped
     table.write_text("\n".join(lines) + "\n")
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert f"{table}, line 8, column 'label': label 'nge' occurs in this row only" in line
     assert "did you mean 'neg'" in line and "label_names" in line
 
@@ -134,14 +129,14 @@ def test_label_written_two_ways_is_refused(tmp_path, capsys):
     config = _write(tmp_path, SIMULATED, budget=1.0)
     table = tmp_path / "reviews.csv"
     table.write_text(table.read_text().replace("film number 3,pos", "film number 3,Pos "))
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert f"{table}, line 5, column 'label': label 'Pos ' differs from label 'pos'" in line
 
 
 # -------------------------------------------------------------------- budget
 def test_budget_too_small_for_one_label_exits_2_before_anything_is_bought(tmp_path, capsys):
     config = _write(tmp_path, SIMULATED, budget=1e-7)
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert f"{config}: [budget] usd = 1e-07 is smaller than the smallest reservation, $" in line
     assert "annotator 'sim'" in line and "not one label can be bought" in line
     assert "accuracy" not in line
@@ -150,7 +145,7 @@ def test_budget_too_small_for_one_label_exits_2_before_anything_is_bought(tmp_pa
 # ---------------------------------------------------------- report and run dir
 def test_report_plot_into_a_missing_folder(finished_run, tmp_path, capsys):
     target = tmp_path / "no_such_folder" / "curve.png"
-    line = _error_line(capsys, "report", str(finished_run), "--plot", str(target))
+    line = cli_error_line(capsys, "report", str(finished_run), "--plot", str(target))
     assert line == f"alband: error: --plot {target}: folder {target.parent} does not exist"
 
 
@@ -158,7 +153,7 @@ def test_report_plot_into_an_unwritable_folder(finished_run, tmp_path, capsys):
     folder = tmp_path / "locked"
     folder.mkdir()
     with _read_only(folder):
-        line = _error_line(capsys, "report", str(finished_run), "--plot", str(folder / "curve.png"))
+        line = cli_error_line(capsys, "report", str(finished_run), "--plot", str(folder / "curve.png"))
     assert "cannot write there" in line
 
 
@@ -167,7 +162,7 @@ def test_read_only_ledger_resume_exits_2_and_report_still_reads_it(finished_run,
     shutil.copytree(finished_run, run)
     ledger = run / "ledger.sqlite"
     with _read_only(ledger):
-        line = _error_line(capsys, "resume", str(run), "--quiet")
+        line = cli_error_line(capsys, "resume", str(run), "--quiet")
         assert line == (f"alband: error: ledger {ledger}: ledger.sqlite is read-only and a run writes it; "
                         "make it writable, or read the run with alband report")
         assert main(["report", str(run)]) == 0
@@ -178,7 +173,7 @@ def test_unwritable_run_directory_is_named_as_such(finished_run, tmp_path, capsy
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     with _read_only(run):
-        line = _error_line(capsys, "resume", str(run), "--quiet")
+        line = cli_error_line(capsys, "resume", str(run), "--quiet")
         assert main(["report", str(run)]) == 0  # a finished run in a read-only folder can still be read
         assert "complete" in capsys.readouterr().out
     assert f"the run directory {run} is not writable" in line
@@ -203,7 +198,7 @@ def test_relative_cache_dir_is_relative_to_the_config_file(tmp_path, fake_llm_se
 def test_negative_price_names_the_file_and_the_annotator(tmp_path, capsys):
     config = _write(tmp_path, SIMULATED.replace("input_usd_per_mtok = 2.0", "input_usd_per_mtok = -2.0"),
                     budget=1.0)
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert line == (f"alband: error: {config}: [annotators.sim] input_usd_per_mtok must be a finite number "
                     "of dollars >= 0, got -2.0")
 
@@ -212,7 +207,7 @@ def test_unpriced_model_names_the_file_the_annotator_and_the_price_table(tmp_pat
     from alband.annotators.pricing_table import default_price_table_path
 
     config = _write(tmp_path, LLM, model="no-such-model", base_url="http://127.0.0.1:9/v1")
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert line.startswith(f"alband: error: {config}: [annotators.llm]: no price for model 'no-such-model' "
                            f"in the price table {default_price_table_path()}")
 
@@ -221,7 +216,7 @@ def test_annotator_option_errors_name_the_file(tmp_path, capsys):
     config = _write(tmp_path, LLM.replace("max_tokens = 32", "max_tokens = 0"), model="m",
                     base_url="http://127.0.0.1:9/v1")
     config.write_text(config.read_text().replace("model = ", "input_usd_per_mtok = 1.0\nmodel = "))
-    line = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
+    line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert line.startswith(f"alband: error: {config}: [annotators.llm]: annotator 'llm': max_tokens must be")
 
 
@@ -246,11 +241,11 @@ def test_route_replay_options_are_checked_before_loading(tmp_path, monkeypatch, 
     (tmp_path / "items.csv").write_text("item_id\n")
     args = {"--data": "wide.csv", "--items": "items.csv", "--budget": "1", option: value}
     # The loader raises if it is reached: the option is refused before any data load, whatever the machine's speed.
-    line = _error_line(capsys, "route", "replay", *[part for pair in args.items() for part in pair])
+    line = cli_error_line(capsys, "route", "replay", *[part for pair in args.items() for part in pair])
     assert line == f"alband: error: route replay: {message}"
 
 
 def test_route_replay_missing_input_file(tmp_path, capsys):
-    line = _error_line(capsys, "route", "replay", "--data", str(tmp_path / "wide.csv"), "--items",
+    line = cli_error_line(capsys, "route", "replay", "--data", str(tmp_path / "wide.csv"), "--items",
                        str(tmp_path / "items.csv"), "--budget", "1")
     assert line == f"alband: error: route replay: --data {tmp_path / 'wide.csv'}: file not found"

@@ -1,9 +1,9 @@
 """A `table` source that is a Hugging Face dataset folder, checked in a separate interpreter.
 
-The checks (``tests/hf_dataset_checks.py``) import ``datasets`` and so pyarrow. In full runs of this suite
-two pytest workers that had loaded pyarrow later aborted inside XLA's compiler ("Fatal Python error:
-Aborted" in ``backend_compile_and_load``); workers that never loaded it did not. So pyarrow never enters
-a worker that compiles JAX programs: the checks run in their own process.
+The checks (``tests/hf_dataset_checks.py``) import ``datasets`` and so pyarrow and its thread pools; they
+run in their own process so that none of it stays in a test worker that compiles JAX programs. (Workers
+that aborted in XLA's compiler in full runs had reached the per-process limit on memory mappings; see
+tests/conftest.py. pyarrow was suspected first and is not known to be involved.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-# find_spec, not importorskip: importing datasets here would load pyarrow into this worker.
+# find_spec, not importorskip: importing datasets here would load it into this worker.
 if importlib.util.find_spec("datasets") is None:
     pytest.skip("the 'datasets' library (alband[hf]) is not installed", allow_module_level=True)
 CHECKS = Path(__file__).with_name("hf_dataset_checks.py")

@@ -8,17 +8,13 @@ row, the synthetic records are those of an unkilled run, and the budget holds.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from alband.cli.main import main
+from helpers import sigkill_when, start_alband
 
 from fake_llm_server import fake_llm_server  # noqa: F401 - fixture
 from generation_server import GenerationResponder
@@ -36,19 +32,12 @@ def test_sigkill_during_a_generation_call_then_resume(tmp_path, fake_llm_server,
     fake_llm_server.responder = responder
     config = write_run(tmp_path, fake_llm_server.openai_base_url)
     out = tmp_path / "killed"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "ALBAND_TEST_KEY": "test-key"}
-    proc = subprocess.Popen([sys.executable, "-m", "alband", "run", str(config), "--out", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        assert responder.in_flight.wait(240), proc.stderr.read().decode() if proc.poll() is not None else "no call"
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(r["status"] == "reserved" for r in ledger_rows(out, "generation")):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = start_alband("run", str(config), "--out", str(out), "--quiet", env={"ALBAND_TEST_KEY": "test-key"})
+    arrived = responder.in_flight.wait(240)
+    if not arrived:
+        sigkill_when(proc, lambda: True, must_be_running=False)
+    assert arrived, proc.stderr.read().decode() if proc.returncode is not None else "no call"
+    sigkill_when(proc, lambda: any(r["status"] == "reserved" for r in ledger_rows(out, "generation")), timeout_s=30, poll_s=0.05, must_be_running=False)
     at_kill = ledger_rows(out, "generation")
     assert [r["status"] for r in at_kill] == ["settled", "reserved"]
     synthetic_at_kill = ledger_rows(out, "synthetic")

@@ -59,13 +59,16 @@ def _registry_restored(monkeypatch):
 
     # Without the centroid learner another test may have registered from tests/centroid_learner.py:
     # here it registers from a copy beside a config, a module of another name.
-    monkeypatch.setattr(learners, "_FACTORIES", {k: v for k, v in registered_factories().items()
-                                                 if k != "test_soft_centroids"})
-    monkeypatch.setattr(learners, "_BUILT", {k: v for k, v in learners._BUILT.items() if k[0] != "test_soft_centroids"})
+    registered_factories()  # alband's own learners are in the snapshot
+    saved = learners.LEARNER_REGISTRY.snapshot()
+    entries, built = saved
+    learners.LEARNER_REGISTRY.restore(({k: v for k, v in entries.items() if k != "test_soft_centroids"},
+                                       {k: v for k, v in built.items() if k[0] != "test_soft_centroids"}))
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "my_centroids", raising=False)
     yield
     sys.modules.pop("my_centroids", None)
+    learners.LEARNER_REGISTRY.restore(saved)
 
 
 def _beside(folder: Path, module: str = "my_centroids") -> None:

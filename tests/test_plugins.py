@@ -115,15 +115,15 @@ def _registries_restored(monkeypatch):
     import alband.policies.registry as policies
     import alband.routing.registry as routers
 
-    monkeypatch.setattr(policies, "_FACTORIES", dict(policies._FACTORIES))
-    monkeypatch.setattr(policies, "_BUILT", dict(policies._BUILT))
-    monkeypatch.setattr(routers, "_ENTRIES", dict(routers._ENTRIES))
+    saved = policies.POLICY_REGISTRY.snapshot(), routers.ROUTER_REGISTRY.snapshot()
     monkeypatch.setattr(sys, "path", list(sys.path))  # a config's folder joins it for its plug-in
     for module in ("plug_again", "plug_bad_hp"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     yield
     for module in ("plug_again", "plug_bad_hp"):
         sys.modules.pop(module, None)
+    policies.POLICY_REGISTRY.restore(saved[0])
+    routers.ROUTER_REGISTRY.restore(saved[1])
 
 
 def test_a_module_path_resolves_to_the_registered_name_and_registering_again_is_not_an_error(tmp_path,

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import sigkill_when, start_alband
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -65,24 +64,8 @@ def test_sigkill_mid_preference_run_then_resume(tmp_path, env, policy, budget):
     config.write_text(CONFIG.format(policy=policy, budget=budget))
     out = tmp_path / "run"
     ledger = out / "ledger.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "alband", "run", str(config), "--out", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                if ledger.exists() and sum(r[-1] == "settled" for r in _rows(ledger)) >= 30:
-                    break
-            except sqlite3.Error:
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = start_alband("run", str(config), "--out", str(out), "--quiet", env=env)
+    sigkill_when(proc, lambda: sum(r[-1] == "settled" for r in _rows(ledger)) >= 30)
     at_kill = _rows(ledger)
     resumed = subprocess.run([sys.executable, "-m", "alband", "resume", str(out), "--quiet"], capture_output=True,
                              text=True, timeout=300, env=env, cwd=ROOT)

@@ -49,7 +49,9 @@ CONFIG_VALUES = {"arm": '"strong"', "chain": '["cheap", "human"]', "target": "0.
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Registrations made by a test vanish after it."""
-    monkeypatch.setattr(registry, "_ENTRIES", dict(registry._ENTRIES))
+    saved = registry.ROUTER_REGISTRY.snapshot()
+    yield
+    registry.ROUTER_REGISTRY.restore(saved)
 
 
 def _stream(n: int = 40, k: int = 3, seed: int = 0) -> Stream:
@@ -98,7 +100,7 @@ def test_the_hindsight_oracle_is_refused_by_a_config_but_made_for_the_replay():
 
 
 def test_make_router_checks_names_kinds_and_ranges():
-    with pytest.raises(AlbandError, match=r"unknown router 'contextual-ts' \(available: .*contextual_ts"):
+    with pytest.raises(AlbandError, match=r"unknown router 'contextual-ts'; available: .*contextual_ts"):
         make_router("contextual-ts")
     with pytest.raises(AlbandError, match=r"router 'bts': unknown parameter 'target' \(allowed: audit_rate"):
         make_router("bts", target=0.9)

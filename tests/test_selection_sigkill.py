@@ -10,18 +10,14 @@ and a further resume asks the server nothing.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from alband.cli.main import main
+from helpers import sigkill_when, start_alband
 
 from fake_llm_server import Reply, fake_llm_server, write_film_reviews  # noqa: F401 - fixture
 
@@ -102,19 +98,12 @@ def test_sigkill_during_a_selection_call_then_resume(tmp_path, fake_llm_server, 
 
     fake_llm_server.responder = responder
     out = tmp_path / "killed"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "ALBAND_TEST_KEY": "test-key"}
-    proc = subprocess.Popen([sys.executable, "-m", "alband", "run", str(config), "--out", str(out), "--quiet"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        assert in_flight.wait(240), proc.stderr.read().decode() if proc.poll() is not None else "no third call"
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(r[2] == "reserved" for r in _selection_rows(out / "ledger.sqlite")):
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = start_alband("run", str(config), "--out", str(out), "--quiet", env={"ALBAND_TEST_KEY": "test-key"})
+    arrived = in_flight.wait(240)
+    if not arrived:
+        sigkill_when(proc, lambda: True, must_be_running=False)
+    assert arrived, proc.stderr.read().decode() if proc.returncode is not None else "no third call"
+    sigkill_when(proc, lambda: any(r[2] == "reserved" for r in _selection_rows(out / "ledger.sqlite")), timeout_s=30, poll_s=0.05, must_be_running=False)
     at_kill = _selection_rows(out / "ledger.sqlite")
     assert [r[2] for r in at_kill] == ["settled", "settled", "reserved"]
     orphan_key = at_kill[2][1]

@@ -21,6 +21,7 @@ from alband.sweep.report import sweep_report
 from alband.sweep.run import run_sweep
 from alband.sweep.spec import load_spec
 from alband.sweep.store import ResultStore
+from helpers import cli_error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,12 +103,6 @@ def _cli(*args: str) -> subprocess.Popen:
                             text=True, env=env, cwd=ROOT, start_new_session=True)
 
 
-def _error_line(capsys, *argv: str) -> str:
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("alband: error: "), err
-    return err[0]
-
 
 # --------------------------------------------------------------------------- the spec
 
@@ -126,16 +121,16 @@ def _error_line(capsys, *argv: str) -> str:
 ])
 def test_malformed_spec_is_one_line_exit_2(tmp_path, capsys, change, message):
     spec = _sweep(tmp_path, GRID.replace(*change))
-    line = _error_line(capsys, "sweep", str(spec), "--dry-run")
+    line = cli_error_line(capsys, "sweep", str(spec), "--dry-run")
     assert message in line and str(spec) in line, line
     assert not (tmp_path / "spec.sweep").exists()
 
 
 def test_empty_grid_and_unknown_top_level_key(tmp_path, capsys):
     spec = _sweep(tmp_path, 'base = "base.toml"\n[seeds]\ncount = 2\n')
-    assert "empty grid" in _error_line(capsys, "sweep", str(spec))
+    assert "empty grid" in cli_error_line(capsys, "sweep", str(spec))
     spec = _sweep(tmp_path, "bogus = 1\n" + GRID)
-    assert "unknown key 'bogus'" in _error_line(capsys, "sweep", str(spec))
+    assert "unknown key 'bogus'" in cli_error_line(capsys, "sweep", str(spec))
 
 
 def test_cell_identity_ignores_the_order_of_axes_values_and_keys(tmp_path):
@@ -265,8 +260,8 @@ def test_report_pairs_each_cell_with_its_baseline_by_seed(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "minus the baseline (annotators.cheap.flip_rate=clean), paired by seed" in text
     assert png.stat().st_size > 10_000
-    assert "not an axis" in _error_line(capsys, "sweep", "report", str(spec.out), "--baseline", "policy.name=random")
-    assert "has no stopping rule 'nope'" in _error_line(capsys, "sweep", "report", str(spec.out), "--rule", "nope")
+    assert "not an axis" in cli_error_line(capsys, "sweep", "report", str(spec.out), "--baseline", "policy.name=random")
+    assert "has no stopping rule 'nope'" in cli_error_line(capsys, "sweep", "report", str(spec.out), "--rule", "nope")
 
 
 @pytest.mark.slow

@@ -11,10 +11,12 @@ on, a second process that compiles the same program reads it from disk
 at least :data:`MIN_COMPILE_SECONDS` to compile. It is opt-in:
 ``ALBAND_JAX_CACHE=1`` turns it on. Off by default because one full test run
 aborted a process inside JAX's cache write (``compilation_cache.py``,
-``put_executable_and_time``: "Fatal Python error: Aborted"); later aborts with
-the cache off, in XLA's compiler, all came from processes that had loaded
-pyarrow (tests/test_data_hf_dataset.py), so the cache may not be the cause,
-but until that is settled it stays opt-in. A cache folder set by the user
+``put_executable_and_time``: "Fatal Python error: Aborted"). Later aborts, in
+XLA's compiler, were traced to the per-process limit on memory mappings
+(``vm.max_map_count``; each cached executable holds about three), which the
+test suite now stays under by clearing JAX's caches between modules
+(tests/conftest.py). The cache's abort probably had the same cause; until
+that is shown it stays opt-in. A cache folder set by the user
 (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is always left alone.
 """
 

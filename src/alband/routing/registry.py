@@ -25,9 +25,8 @@ verdicts (a config must then name an auditor, or use gold feedback);
 factory takes the ``(n, K)`` matrices ``correct`` and ``cost_usd`` and it is
 for evaluation only, never for a run.
 
-Registering the same function again under its name (a module or a notebook
-cell run twice: same module and qualified name) replaces the entry; two
-different functions under one name are an error.
+Registration and error rules are those of :class:`alband.registry.Registry`;
+a router's entry keeps its parameter kinds as the registration's metadata.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 from alband.errors import AlbandError
+from alband.registry import Registry
 from alband.routing.audit import AuditConfig
 from alband.routing.base import Router
 
@@ -67,7 +67,8 @@ class RouterEntry:
     hindsight: bool = False
 
 
-_ENTRIES: dict[str, RouterEntry] = {}
+#: Every router by name; each entry's metadata is its :class:`RouterEntry`.
+ROUTER_REGISTRY: Registry[Router] = Registry("router")
 
 
 def register_router(
@@ -86,34 +87,23 @@ def register_router(
                              "ARM or ARMS")
 
     def decorate(factory: Callable[..., Router]) -> Callable[..., Router]:
-        old = _ENTRIES.get(name)
-        if old is not None and _where(old.factory) != _where(factory):
-            raise ValueError(f"router '{name}' is registered twice: by {_where(old.factory)} and by {_where(factory)}")
-        _ENTRIES[name] = RouterEntry(name, factory, MappingProxyType(kinds), learns, hindsight)
-        return factory
+        return ROUTER_REGISTRY.add(name, factory, RouterEntry(name, factory, MappingProxyType(kinds), learns, hindsight))
 
     return decorate
 
 
-def _where(factory: Callable) -> str:
-    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
-
-
 def available_routers() -> list[str]:
-    return sorted(_ENTRIES)
+    return ROUTER_REGISTRY.names()
 
 
 def registered_factories() -> dict[str, Callable[..., Router]]:
     """``{name: factory}`` of every registered router (what :mod:`alband.plugins` resolves against)."""
-    return {name: entry.factory for name, entry in _ENTRIES.items()}
+    return ROUTER_REGISTRY.factories()
 
 
 def router_entry(name: str) -> RouterEntry:
     """The registration of ``name``; an :class:`AlbandError` lists the known names."""
-    try:
-        return _ENTRIES[name]
-    except KeyError:
-        raise AlbandError(f"unknown router '{name}' (available: {', '.join(available_routers())})") from None
+    return ROUTER_REGISTRY.entry(name).meta
 
 
 def make_router(name: str, **hyperparameters: Any) -> Router:

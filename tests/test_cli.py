@@ -238,7 +238,7 @@ def test_bench_design_cvxpy_timeout_reaches_the_benchmark(capsys):
     row = json.loads(capsys.readouterr().out)["results"][0]
     assert row["cvxpy_timeout_seconds"] == 120.0
     assert row["cvxpy_seconds"] is not None and row["same_certificate"]
-    assert "cvxpy_timeout_seconds must be a number > 0" in _error_line(
+    assert "cvxpy_timeout_seconds must be a number > 0" in cli_error_line(
         capsys, "bench", "design", "--n", "200", "--d", "4", "--cvxpy-timeout", "0")
 
 

@@ -123,6 +123,7 @@ def test_label_typo_without_label_names_names_file_row_and_label(tmp_path, capsy
     line = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "run"))
     assert f"{table}, line 8, column 'label': label 'nge' occurs in this row only" in line
     assert "did you mean 'neg'" in line and "label_names" in line
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made: the same --out works once fixed
 
 
 def test_label_written_two_ways_is_refused(tmp_path, capsys):
@@ -140,6 +141,9 @@ def test_budget_too_small_for_one_label_exits_2_before_anything_is_bought(tmp_pa
     assert f"{config}: [budget] usd = 1e-07 is smaller than the smallest reservation, $" in line
     assert "annotator 'sim'" in line and "not one label can be bought" in line
     assert "accuracy" not in line
+    assert not (tmp_path / "run").exists()
+    _write(tmp_path, SIMULATED, budget=1.0)  # the budget raised: the same --out starts the run
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
 
 
 # ---------------------------------------------------------- report and run dir

@@ -3,14 +3,12 @@ and the rows generated items are trained on: outside the pool and never in the e
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alband.cli.main import main
 from alband.models.base import accuracy
 from alband.models.softmax_regression import SoftmaxRegression
 from alband.policies import make_policy
@@ -25,6 +23,7 @@ from alband.rounds import (
     first_fit,
 )
 
+from helpers import cli_error_line
 from fake_llm_server import write_film_reviews
 
 BASE = """
@@ -62,13 +61,6 @@ output_usd_per_mtok = 1.0
 """
 
 
-def _error_line(capsys, *argv: str) -> str:
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("alband: error: "), err
-    return err[0]
-
-
 @pytest.mark.parametrize("line, words", [
     ('max_share = 1.5', "[generator] max_share must be in (0, 1]"),
     ('max_share = 0', "[generator] max_share must be in (0, 1]"),
@@ -85,7 +77,7 @@ def test_bad_generator_config_is_one_line_and_exit_2(tmp_path, capsys, line, wor
     write_film_reviews(tmp_path)
     config = tmp_path / "run.toml"
     config.write_text(BASE + line + "\n")
-    message = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    message = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "out"), "--quiet")
     assert words in message and str(config) in message
 
 
@@ -94,7 +86,7 @@ def test_precomputed_embeddings_cannot_place_a_generated_text(tmp_path, capsys):
                         'source = "npy"\npath = "x.npy"\nids = "ids.txt"')
     config = tmp_path / "run.toml"
     config.write_text(text)
-    message = _error_line(capsys, "run", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    message = cli_error_line(capsys, "run", str(config), "--out", str(tmp_path / "out"), "--quiet")
     assert "[generator] needs a [data] source that embeds texts" in message
 
 
@@ -102,7 +94,7 @@ def test_simulate_refuses_a_generator_in_one_line(tmp_path, capsys):
     write_film_reviews(tmp_path)
     config = tmp_path / "run.toml"
     config.write_text(BASE)
-    message = _error_line(capsys, "simulate", str(config), "--quiet")
+    message = cli_error_line(capsys, "simulate", str(config), "--quiet")
     assert "[generator]: an LLM's generated items cannot be simulated" in message
 
 

@@ -335,8 +335,27 @@ def _progress(total: int, quiet: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="round", disable=quiet, file=sys.stderr, leave=False)
 
 
-def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEvent]:
-    """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
+@dataclasses.dataclass(frozen=True)
+class PreparedRun:
+    """Everything a run needs before its first purchase, built and checked from the config alone."""
+
+    task: Task
+    validation: tuple[np.ndarray, np.ndarray] | None
+    settings: LoopSettings
+    annotator: Any
+    run_options: dict[str, Any]
+    label: str
+    selector: Any
+    generator: Any
+
+
+def prepare_run(config: RunConfig, *, quiet: bool = False) -> PreparedRun:
+    """Load the data and build the annotators, selector and generator of ``config``; every check that can fail does.
+
+    :func:`start_run` calls it before it creates the run directory, so a bad
+    data file, annotator or budget leaves nothing behind and the same ``--out``
+    works once the config is fixed.
+    """
     task, validation = hold_out_validation(config, load_task(config, quiet=quiet))
     settings = loop_settings(config, task)
     if config.routing is None:
@@ -347,6 +366,17 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         annotator, run_options = build_routing(config, task)
         label = config.routing.router
     require_an_affordable_label(config, task, annotator if isinstance(annotator, list) else [annotator])
+    return PreparedRun(task, validation, settings, annotator, run_options, label,
+                       build_selector(config, task), build_generator(config, task))
+
+
+def execute(config: RunConfig, run_dir, *, quiet: bool = False, prepared: PreparedRun | None = None
+            ) -> list[RoundEvent]:
+    """Run or resume the loop of ``config`` in the opened ``run_dir`` (a RunDir)."""
+    if prepared is None:
+        prepared = prepare_run(config, quiet=quiet)
+    task, validation, settings = prepared.task, prepared.validation, prepared.settings
+    annotator, run_options, label = prepared.annotator, prepared.run_options, prepared.label
     events: list[RoundEvent] = []
     with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
         check_pool(ledger, task, f"the data of {config.source}", run_dir.path)
@@ -357,8 +387,7 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         bar = _progress(settings.n_rounds + 1, quiet, f"{settings.policy.name}/{label}")
         try:
             for event in live_rounds(settings, task, annotator, ledger, validation=validation,
-                                     selector=build_selector(config, task),
-                                     generator=build_generator(config, task),
+                                     selector=prepared.selector, generator=prepared.generator,
                                      aux=getattr(task, "aux", ()), **run_options):
                 events.append(event)
                 if done_rounds is None or event.round > done_rounds:
@@ -441,11 +470,12 @@ def check_pool(ledger, task: Task, source: str, run_path) -> None:
 
 
 def start_run(config: RunConfig, out: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
-    """Create the run directory ``out`` for ``config`` and run it."""
+    """Check everything ``config`` needs (:func:`prepare_run`), then create the run directory ``out`` and run it."""
     from alband.store.run_dir import RunDir
 
+    prepared = prepare_run(config, quiet=quiet)
     run_dir = RunDir.create(out, config.text, budget_limit_usd=config.budget_usd)
-    return execute(config, run_dir, quiet=quiet)
+    return execute(config, run_dir, quiet=quiet, prepared=prepared)
 
 
 def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
@@ -463,4 +493,5 @@ def resume_run(path: str | Path, *, quiet: bool = False) -> list[RoundEvent]:
     return execute(config, run_dir, quiet=quiet)
 
 
-__all__ = ["build_annotator", "build_routing", "execute", "load_config", "load_task", "resume_run", "start_run"]
+__all__ = ["PreparedRun", "build_annotator", "build_routing", "execute", "load_config", "load_task", "prepare_run",
+           "resume_run", "start_run"]

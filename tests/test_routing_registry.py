@@ -14,7 +14,7 @@ from alband.routing import registry
 from alband.routing.base import Decision, Router, Stream, no_audit, one_hot_pay, stateless_update
 from helpers import three_simulated_annotators_toml
 
-BUILT_IN = {"fixed", "random", "oracle", "cascade", "contextual_ts", "bts", "ucb_bv"}
+BUILT_IN = {"fixed", "random", "oracle", "cascade", "contextual_ts", "bts", "ucb_bv", "shares"}
 
 CONFIG = """
 [data]
@@ -43,7 +43,8 @@ auditor = "human"
 #: A value for each kind a built-in router registers, as written in a config.
 CONFIG_VALUES = {"arm": '"strong"', "chain": '["cheap", "human"]', "target": "0.9", "n_bins": "5", "min_count": "3",
                  "exploration": "0.5", "dual_kappa": "10.0", "lambda0": "0.1", "audit_rate": "0.2",
-                 "audit_share": "0.3", "panel_share": "0.05", "panel_size": "2"}
+                 "audit_share": "0.3", "panel_share": "0.05", "panel_size": "2",
+                 "shares": "[0.6, 0.3, 0.1]"}
 
 
 @pytest.fixture
@@ -166,3 +167,17 @@ def test_a_router_defined_here_is_made_by_name_from_a_config_and_replayed(scratc
     trace = replay(routing.build(), stream, jnp.arange(40), jnp.float32(1.0), jax.random.key(1))
     assert (np.asarray(trace.label_arm) == 1).all()  # every quote (0.01) is under the cap and the budget
     assert np.asarray(trace.spend_usd).sum() == pytest.approx(0.4, rel=1e-5)
+
+
+def test_the_shares_router_draws_each_arm_at_its_share_blind_to_price():
+    stream = _stream(n=3000, seed=1)  # the arms' prices differ 100-fold; the draw ignores them
+    trace = replay(make_router("shares", shares=[0.6, 0.3, 0.1]), stream, jnp.arange(3000), jnp.float32(1e6),
+                   jax.random.key(0))
+    arms = np.asarray(trace.label_arm)
+    assert (arms >= 0).all()
+    # 3,000 draws: each share within 4 standard errors (at most 0.036)
+    np.testing.assert_allclose(np.bincount(arms, minlength=3) / 3000, [0.6, 0.3, 0.1], atol=0.036)
+    with pytest.raises(AlbandError, match="shares must be numbers"):
+        make_router("shares", shares=["a", 1])
+    with pytest.raises(AlbandError, match="non-negative numbers with a positive sum"):
+        make_router("shares", shares=[0.0, -1.0])

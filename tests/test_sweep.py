@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from alband.cli.main import main
+from alband.errors import AlbandError
 from alband.stats import paired_interval
 from alband.sweep.cells import expand_cells
 from alband.sweep.local_backend import LocalBackend
@@ -165,20 +167,20 @@ def test_sigkill_mid_sweep_then_rerun_computes_only_the_missing_cells(tmp_path):
     cells = tmp_path / "spec.sweep" / "cells"
     proc = _cli("sweep", str(spec), "--quiet")
     deadline = time.monotonic() + 240
-    while not list(cells.glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
+    while not list(cells.glob("*.json.gz")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    stored = {p.name: p.read_text() for p in cells.glob("*.json")}
+    stored = {p.name: p.read_bytes() for p in cells.glob("*.json.gz")}
     assert 1 <= len(stored) < 6, f"the kill should land mid-sweep, {len(stored)} of 6 cells were stored"
-    assert all(json.loads(text)["status"] == "done" for text in stored.values())
+    assert all(json.loads(gzip.decompress(raw))["status"] == "done" for raw in stored.values())
 
     resumed = _cli("sweep", str(spec), "--quiet")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert f"6 cells; {len(stored)} already stored, {6 - len(stored)} run now" in out
-    for name, text in stored.items():  # the rows stored before the kill were not recomputed
-        assert (cells / name).read_text() == text
+    for name, raw in stored.items():  # the rows stored before the kill were not recomputed
+        assert (cells / name).read_bytes() == raw
 
     reference = run_sweep(load_spec(spec, out=tmp_path / "uninterrupted"), LocalBackend(1), progress=False)
     assert reference.ran == 6 and not reference.failed
@@ -281,3 +283,49 @@ def test_report_has_one_panel_per_dataset_of_a_joint_axis(tmp_path):
         assert panel["target_accuracy"] == pytest.approx(0.95 * best)
         assert [c["name"] for c in panel["cells"] if "vs_baseline" in c] == [
             f"annotators.cheap.flip_rate=noisy dataset={panel['panel']}"]
+
+
+def test_cost_models_and_labels_per_arm_are_stored_per_seed(tmp_path, capsys):
+    """``[simulate] cost_models``: each extra model's per-seed outcomes equal a cell run with that model alone."""
+    one_cell = '"budget.usd" = [1.0, 0.0002, 0.0001]', '"budget.usd" = [1.0]'
+    grid = GRID.replace(*one_cell).replace("[report]", "[simulate]\ncost_models = [[1.0, 100000], [0.01, 1000]]\n\n[report]")
+    spec = load_spec(_sweep(tmp_path, grid))
+    assert spec.simulate["cost_models"] == [[1.0, 100000.0], [0.01, 1000.0]]
+    run_sweep(spec, LocalBackend(1), progress=False)
+    rows = {r["name"]: r for r in ResultStore(spec.out).rows()}
+    alone = load_spec(_sweep(tmp_path, GRID.replace(*one_cell).replace(
+        "[report]", "[simulate]\ncost_per_error = 1.0\nn_future = 100000\n\n[report]"), name="alone.toml"))
+    run_sweep(alone, LocalBackend(1), progress=False)
+    alone_rows = {r["name"]: r for r in ResultStore(alone.out).rows()}
+    for name, row in rows.items():
+        result = row["result"]
+        first = result["stops_per_cost_model"][0]
+        assert (first["cost_per_error_usd"], first["n_future"]) == (1.0, 100000.0)
+        assert first["per_seed"] == alone_rows[name]["result"]["stops"]
+        assert result["stops_per_cost_model"][1]["per_seed"] != first["per_seed"]  # a different optimum
+        # One annotator: every label bought (seed set and queries) is its label.
+        labels = np.asarray(result["labels_per_arm"])
+        assert result["annotators"] == ["cheap"] and labels.shape == (4, 1)
+        assert labels[:, 0].tolist() == np.asarray(result["curves"]["n_labeled"])[:, -1].tolist()
+        confidence = np.asarray(result["curves"]["stop_confidence"])
+        assert confidence.shape == np.asarray(result["curves"]["test_accuracy"]).shape
+        assert ((confidence >= 1 / 2) & (confidence <= 1)).all()  # mean max-probability of two classes
+    capsys.readouterr()  # the runs' own warnings
+    bad = GRID.replace("[report]", "[simulate]\ncost_models = [[0.1]]\n\n[report]")
+    assert "cost_models number 1 must be [cost_per_error, n_future]" in cli_error_line(
+        capsys, "sweep", str(_sweep(tmp_path, bad, name="bad.toml")), "--dry-run")
+
+
+def test_rows_are_gzip_json_and_plain_rows_of_earlier_versions_are_still_read(tmp_path):
+    store = ResultStore(tmp_path)
+    row = {"cell": "abc", "status": "done", "result": {"x": [0.5] * 100}}
+    path = store.write(row)
+    assert path.name == "abc.json.gz" and json.loads(gzip.decompress(path.read_bytes())) == row
+    assert store.write(row).read_bytes() == path.read_bytes()  # the same row, the same bytes
+    (tmp_path / "cells" / "old.json").write_text(json.dumps({"cell": "old", "status": "done"}))
+    assert store.is_done("old") and store.read("abc") == row
+    assert [r["cell"] for r in store.rows()] == ["abc", "old"]
+    (tmp_path / "cells" / "bad.json.gz").write_bytes(b"not gzip")
+    assert store.read("bad") is None  # unreadable: the cell runs again
+    with pytest.raises(AlbandError, match="bad.json.gz: corrupted result row"):
+        list(store.rows())

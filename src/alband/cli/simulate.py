@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,7 +33,8 @@ PROGRESS_CHUNKS = 20
 
 
 def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float = 0.1,
-                    n_future: float = 10_000.0, vmap_width: int = 1, progress: bool | None = None) -> dict[str, Any]:
+                    n_future: float = 10_000.0, vmap_width: int = 1, progress: bool | None = None,
+                    cost_models: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
     """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule.
 
     Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
@@ -47,6 +48,15 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     ``compile_seconds`` (tracing and XLA compilation; near zero when the
     persistent compilation cache has the program, :mod:`alband.jax_cache`)
     and ``simulate_seconds`` (running it).
+
+    ``cost_models``: further ``(cost_per_error, n_future)`` pairs under which
+    every rule is evaluated on the same episodes (one jitted ``vmap``,
+    :func:`alband.stopping.outcome_statistics.rule_outcomes`): the cost rules
+    stop where their own cost model says, and every rule's regret is against
+    that model's hindsight optimum. Their per-seed outcomes are in
+    ``per_cost_model``, in the given order. ``per_seed_labels_per_arm`` counts,
+    per seed, the labels bought from each annotator (arm order of
+    ``annotators``; audits included).
     """
     import jax
     import jax.numpy as jnp
@@ -69,6 +79,9 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     enable_compilation_cache()
     if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
         raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")
+    cost_models = [(float(m), float(n)) for m, n in cost_models]
+    if not all(m >= 0 and n >= 0 and np.isfinite(m) and np.isfinite(n) for m, n in cost_models):
+        raise AlbandError("simulate: every cost model's cost_per_error and n_future must be finite numbers >= 0")
     routing = config.routing
     names = (config.loop.annotator,) if routing is None else routing.annotators
     for name in names:
@@ -114,14 +127,12 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
     if config.stopping is not None:
         rules = rules + (make_rule(config.stopping.rule, **config.stopping.params),)
-    costs = CostModel(jnp.array([cost_per_error]), jnp.array([n_future]))
+    models = [(cost_per_error, n_future), *cost_models]
+    costs = CostModel(jnp.array([m for m, _ in models]), jnp.array([n for _, n in models]))
     outcomes = ordered_outcomes(rules, episode_history(trace), trace.test_accuracy, costs)
     rows = summarize({name: jax.tree_util.tree_map(lambda a: a[0], out) for name, out in outcomes.items()})
-    per_seed = {name: {"round": np.asarray(out.round[0]).tolist(),
-                       "spent_usd": np.asarray(out.spent_usd[0], np.float64).tolist(),
-                       "accuracy": np.asarray(out.accuracy[0], np.float64).tolist(),
-                       "regret_usd": np.asarray(out.regret[0], np.float64).tolist()}
-                for name, out in outcomes.items()}
+    per_model = [_per_seed_outcomes(outcomes, g) for g in range(len(models))]
+    per_seed = per_model[0]
     if config.stopping is not None:
         configured = list(outcomes)[-1]
         for row in rows:
@@ -140,13 +151,39 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
         "simulate_seconds": seconds,
         "rules": rows,
         "per_seed": per_seed,
+        "per_cost_model": [{"cost_per_error_usd": m, "n_future": n, "per_seed": per_model[g + 1]}
+                           for g, (m, n) in enumerate(cost_models)],
+        "annotators": list(names),
+        "per_seed_labels_per_arm": _labels_per_arm(trace, len(names)).tolist(),
         "test_accuracy_mean": np.asarray(trace.test_accuracy, np.float64).mean(axis=0).tolist(),
         "spent_usd_mean": np.asarray(trace.spent_usd, np.float64).mean(axis=0).tolist(),
         # (seeds, rounds + 1) per key, seed order of "seeds": what paired intervals need.
         "per_seed_curves": {"test_accuracy": np.asarray(trace.test_accuracy, np.float64).tolist(),
                             "spent_usd": np.asarray(trace.spent_usd, np.float64).tolist(),
-                            "n_labeled": np.asarray(trace.n_labeled).tolist()},
+                            "n_labeled": np.asarray(trace.n_labeled).tolist(),
+                            # the model's mean max-probability on the stop set: its own accuracy estimate
+                            "stop_confidence": np.asarray(trace.stop_confidence, np.float64).tolist()},
     }
+
+
+def _per_seed_outcomes(outcomes: dict[str, Any], g: int) -> dict[str, dict[str, list]]:
+    """Per rule, the per-seed outcome under cost model ``g``: stop round, whether it fired, dollars,
+    accuracy, regret, and the hindsight-optimal round and total cost (relative regret = regret / optimal)."""
+    return {name: {"round": np.asarray(out.round[g]).tolist(),
+                   "fired": np.asarray(out.fired[g]).tolist(),
+                   "spent_usd": np.asarray(out.spent_usd[g], np.float64).tolist(),
+                   "accuracy": np.asarray(out.accuracy[g], np.float64).tolist(),
+                   "regret_usd": np.asarray(out.regret[g], np.float64).tolist(),
+                   "optimal_round": np.asarray(out.optimal_round[g]).tolist(),
+                   "optimal_cost_usd": np.asarray(out.optimal_cost[g], np.float64).tolist()}
+            for name, out in outcomes.items()}
+
+
+def _labels_per_arm(trace, n_arms: int) -> np.ndarray:
+    """``(seeds, arms)``: labels bought from each annotator per seed (seed items and queried items; -1 = not bought)."""
+    initial = np.asarray(trace.initial_arm)
+    arms = np.concatenate([initial, np.asarray(trace.query_arm).reshape(initial.shape[0], -1)], axis=1)
+    return np.stack([(arms == k).sum(axis=1) for k in range(n_arms)], axis=1)
 
 
 def run_in_chunks(compile_chunk, run_chunk, seeds, *, multiple: int = 1, progress: bool | None = None,

@@ -152,3 +152,20 @@ def make_random() -> Router:
 def make_oracle(correct: Array, cost_usd: Array) -> Router:
     """``oracle``: the cheapest right arm in hindsight, from the ``(n, K)`` outcome matrices (evaluation only)."""
     return oracle_router(correct, cost_usd)
+
+
+@register_router("shares", parameters={"shares": list})
+def make_shares(shares: list | None = None) -> Router:
+    """``shares``: arm ``k`` with probability ``shares[k]`` (normalised), drawn per item, blind to price and outcome.
+
+    A fixed annotator mix (60 % cheap LLM / 30 % strong LLM / 10 % human: ``shares = [0.6, 0.3, 0.1]``), the
+    price-blind baseline of :func:`alband.simulate.share_router`; ``shares`` has one entry per ``[routing]``
+    annotator, in their order.
+    """
+    from alband.simulate.mix import share_router
+
+    if shares is None:
+        raise AlbandError("router 'shares' needs shares: one non-negative number per annotator")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in shares):
+        raise AlbandError(f"router 'shares': shares must be numbers, got {shares!r}")
+    return share_router(shares, name="shares")

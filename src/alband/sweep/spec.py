@@ -26,6 +26,7 @@ The spec is a TOML file (README, "Sweeps")::
     cost_per_error = 0.1
     n_future = 10000
     vmap_width = 1
+    cost_models = [[0.01, 1000], [1.0, 100000]]  # more (cost_per_error, n_future) pairs for every rule
 
     [report]                       # optional defaults of `alband sweep report`
     baseline = "policy.name=random"
@@ -53,7 +54,7 @@ from alband.errors import AlbandError
 CONFIG_SECTIONS = ("data", "learner", "policy", "loop", "budget", "annotators", "stopping", "routing")
 _SPEC_KEYS = {"name", "base", "out", "seeds", "grid", "cells", "simulate", "report"}
 _SIMULATE_KEYS: dict[str, tuple[type, ...]] = {"cost_per_error": (int, float), "n_future": (int, float),
-                                                "vmap_width": (int,)}
+                                                "vmap_width": (int,), "cost_models": (list,)}
 _REPORT_KEYS: dict[str, tuple[type, ...]] = {"baseline": (str,), "target": (int, float), "rule": (str,),
                                               "panel": (str,)}
 SIMULATE_DEFAULTS = {"cost_per_error": 0.1, "n_future": 10_000.0, "vmap_width": 1}
@@ -145,6 +146,8 @@ def parse_spec(text: str, *, path: Path, out: str | Path | None = None) -> Sweep
         raise AlbandError(f"{where}: [simulate] cost_per_error and n_future must be finite numbers >= 0")
     if simulate["vmap_width"] < 1:
         raise AlbandError(f"{where}: [simulate] vmap_width must be >= 1, got {simulate['vmap_width']}")
+    if "cost_models" in simulate:
+        simulate["cost_models"] = _cost_models(simulate["cost_models"], where)
     report = _options(raw.get("report", {}), _REPORT_KEYS, where, "report")
 
     name = raw.get("name", path.stem)
@@ -205,6 +208,19 @@ def _options(table: Any, allowed: dict[str, tuple[type, ...]], where: str, secti
             raise AlbandError(f"{where}: [{section}] {key} must be "
                               f"{'/'.join(t.__name__ for t in allowed[key])}, got {value!r}")
     return dict(table)
+
+
+def _cost_models(pairs: list, where: str) -> list[list[float]]:
+    """``[simulate] cost_models``: a list of ``[cost_per_error, n_future]`` pairs of finite numbers >= 0."""
+    out = []
+    for i, pair in enumerate(pairs):
+        ok = (isinstance(pair, list) and len(pair) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair))
+        if not ok or not all(math.isfinite(v) and v >= 0 for v in pair):
+            raise AlbandError(f"{where}: [simulate] cost_models number {i + 1} must be [cost_per_error, n_future] "
+                              f"(finite numbers >= 0), got {pair!r}")
+        out.append([float(pair[0]), float(pair[1])])
+    return out
 
 
 def check_config_key(key: str, where: str) -> None:

@@ -52,6 +52,9 @@ def run_cell(cell: Cell, backend: str = "local") -> dict[str, Any]:
             "rounds": result["rounds"],
             "curves": result["per_seed_curves"],
             "stops": result["per_seed"],
+            "stops_per_cost_model": result["per_cost_model"],
+            "annotators": result["annotators"],
+            "labels_per_arm": result["per_seed_labels_per_arm"],
             "rules": result["rules"],
             "validation_rows": result["validation_rows"],
             "routing": result["routing"],
@@ -80,6 +83,7 @@ def simulate_cell(cell: Cell) -> dict[str, Any]:
     config = parse_config(cell.config_text, source=cell.source, base_dir=Path(cell.base_dir))
     return simulate_config(config, seeds=cell.seed_count, cost_per_error=float(cell.simulate["cost_per_error"]),
                            n_future=float(cell.simulate["n_future"]), vmap_width=int(cell.simulate["vmap_width"]),
+                           cost_models=[tuple(pair) for pair in cell.simulate.get("cost_models", ())],
                            progress=False)  # the sweep draws its own bar over cells
 
 

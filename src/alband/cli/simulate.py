@@ -40,7 +40,9 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     the ``[routing]`` annotators (all simulated) are stacked in arm order and
     routed by the router ``alband run`` builds (:meth:`alband.config.RoutingConfig.build`),
     with the same auditor and label weights, so seed ``s`` buys what a live run
-    with ``[loop] seed = s`` buys.
+    with ``[loop] seed = s`` buys. On a preference task (``[data] kind =
+    "pairs"``) the annotators are simulated judges
+    (:func:`alband.runner.simulated_pair_judge_model`), stacked and routed alike.
 
     ``progress``: a "compiling ..." line, then a bar over the seeds, on stderr
     (``None``: when stderr is a terminal). The result holds
@@ -80,8 +82,6 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     settings = loop_settings(config, task)
     task.require_gold(f"{config.source}: simulate")
     if getattr(task, "kind", "") == "pairs":  # a preference task: simulated judges (alband.simulate.judge_model)
-        if routing is not None:
-            raise AlbandError(f"{config.source}: simulate routes labels, not preference judges; remove [routing]")
         from alband.runner import simulated_pair_judge_model
 
         models = [simulated_pair_judge_model(config.annotators[name], where=f"{config.source}: [annotators.{name}]: ")

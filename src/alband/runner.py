@@ -19,6 +19,7 @@ import numpy as np
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.config import RunConfig, load_config, parse_config
 from alband.costs.prices import Price
+from alband.cpu_threads import one_blas_thread
 from alband.errors import AlbandError, AnnotatorError
 from alband.live.paid_call import CostOverrun
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
@@ -332,7 +333,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False) -> list[RoundEve
         label = config.routing.router
     require_an_affordable_label(config, task, annotator if isinstance(annotator, list) else [annotator])
     events: list[RoundEvent] = []
-    with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
+    # one BLAS thread while the rounds run: the LAPACK calls of the jitted steps beside XLA's threads
+    with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics, one_blas_thread():
         check_pool(ledger, task, f"the data of {config.source}", run_dir.path)
         refuse_after_overrun(ledger)
         ledger.set_meta("base_dir", str(config.base_dir))

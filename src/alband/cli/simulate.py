@@ -53,6 +53,7 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     import jax
     import jax.numpy as jnp
 
+    from alband.cpu_threads import one_blas_thread
     from alband.jax_cache import enable_compilation_cache
     from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
     from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
@@ -104,10 +105,11 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
                             settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
     seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
-    trace, compile_seconds, seconds = run_in_chunks(
-        lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
-        lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
-        seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
+    with one_blas_thread():  # the LAPACK calls of the episodes beside XLA's threads (alband.cpu_threads)
+        trace, compile_seconds, seconds = run_in_chunks(
+            lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
+            lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
+            seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
     rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
     if config.stopping is not None:
         rules = rules + (make_rule(config.stopping.rule, **config.stopping.params),)

@@ -18,8 +18,9 @@ deviation 2 (neither all coin flips nor all certain).
   pass for the initial scores ``||L^{-1} z_i||^2``, then the greedy rank-1
   picks on a candidate set, with the eager greedy as the fallback when the
   candidates' bound fails); target under 0.5 s. ``score_pass_seconds``: that
-  one pass (half the multiply-adds of ``z_i' V^{-1} z_i``: the floor of an
-  exact greedy), ``gemm_pass_seconds`` the plain ``z_i' V^{-1} z_i`` pass;
+  one pass (two thirds of the multiply-adds of ``z_i' V^{-1} z_i`` at
+  ``d = 384``: the floor of an exact greedy), ``gemm_pass_seconds`` the plain
+  ``z_i' V^{-1} z_i`` pass;
   ``engine_eager_seconds`` the design engine's eager greedy on the weighted
   rows (:func:`alband.policies.preference.d_design.fisher_d_design_batch`: an
   ``O(n d)`` pool pass per pick) and ``same_as_engine`` whether both chose the
@@ -31,7 +32,9 @@ deviation 2 (neither all coin flips nor all certain).
   and two argmaxes (:func:`alband.policies.preference.double_ts.double_ts_decisions`);
   ``decisions_per_second = n_prompts / seconds`` (the normal draws included,
   JAX's counter-based generator); ``numpy_*`` the same math in vectorised numpy
-  (its Cholesky included) with numpy's generator; ``*_from_noise_seconds`` both
+  (its Cholesky included) with numpy's generator and numpy's threads, and
+  ``numpy_one_thread_seconds`` the same with one BLAS thread (on a busy machine
+  numpy's own LAPACK threads contend too); ``*_from_noise_seconds`` both
   given the same normal draws (the decisions alone), ``normal_draws_seconds``
   and ``numpy_normal_draws_seconds`` the draws alone, and
   ``same_decisions_share`` whether both decide alike on the same draws.
@@ -230,9 +233,16 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
     ours, compile_seconds = _compiled(double_ts_decisions, key, x, valid, posterior)
     from_noise, _ = _compiled(double_ts_decisions_from_noise, e, x, valid, posterior)
     draws, _ = _compiled(jax.jit(lambda key: jax.random.normal(key, (2, n_prompts, d), jnp.float32)), key)
+    from alband.cpu_threads import one_blas_thread
+
+    def numpy_one_thread():
+        with one_blas_thread():
+            return numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32))
+
     t = _timed_alternating({
         "ours": ours, "ours_from_noise": from_noise, "numpy_from_noise": numpy_decisions,
         "numpy": lambda: numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32)),
+        "numpy_one_thread": numpy_one_thread,
         "draws": draws, "numpy_draws": lambda: numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32),
     }, repeats)
     decided = np.asarray(ours())
@@ -244,6 +254,7 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
         "normal_draws_seconds": t["draws"]["seconds"],
         "numpy_seconds": t["numpy"]["seconds"],
         "numpy_decisions_per_second": n_prompts / t["numpy"]["seconds"],
+        "numpy_one_thread_seconds": t["numpy_one_thread"]["seconds"],
         "numpy_from_noise_seconds": t["numpy_from_noise"]["seconds"],
         "numpy_normal_draws_seconds": t["numpy_draws"]["seconds"],
         "same_decisions_share": float(np.mean((decided == numpy_decisions()).all(axis=1))),

@@ -37,7 +37,7 @@ def precision_factor_inverse(precision: Array) -> tuple[Array, Array]:
     """``(R, V^{-1})`` with ``R = L^{-1}`` (lower triangular, ``V = L L'``) and ``V^{-1} = R' R``, symmetrised.
 
     ``||R z||^2 = z' V^{-1} z``: :func:`alband.design._linalg.triangular_leverages`
-    scores a pool with ``R`` at about half the cost of a product with ``V^{-1}``.
+    scores a pool with ``R`` in fewer multiply-adds than a product with ``V^{-1}``.
     """
     d = precision.shape[0]
     L = jnp.linalg.cholesky(0.5 * (precision + precision.T))

@@ -148,8 +148,8 @@ def lazy_greedy_rank_one_batch(z: Array, precision: Array, weight: Array, availa
     above (the observation behind lazy greedy, Minoux 1978). After one
     ``O(N d^2)`` pass for the initial scores (the floor of any exact greedy;
     ``||R z_i||^2`` with the triangular ``R = L^{-1}``,
-    :func:`alband.design._linalg.triangular_leverages`, half the
-    multiply-adds of ``z_i' V^{-1} z_i``), the batch is picked among the ``candidates`` best rows alone
+    :func:`alband.design._linalg.triangular_leverages`, two thirds of the
+    multiply-adds of ``z_i' V^{-1} z_i`` at ``d = 384``), the batch is picked among the ``candidates`` best rows alone
     (:func:`candidate_greedy`, ``O(M d)`` per pick); when a pick falls below
     the bound that every other row's initial score gives (rare: the candidates
     hold the batch many times over), the batch is recomputed by the eager greedy

@@ -20,6 +20,7 @@ from alband.annotators.simulated_judge import SimulatedLivePairJudge
 from alband.cli.simulate import simulate_main
 from alband.config import parse_config
 from alband.costs.prices import Price
+from alband.cpu_threads import one_blas_thread
 from alband.errors import AlbandError
 from alband.loop import LoopSettings, RoutingSettings, live_rounds
 from alband.models.registry import make_learner
@@ -112,7 +113,9 @@ def _simulated(config, budget: float):
                             auditor=-1 if routing.auditor is None else routing.arm(routing.auditor),
                             label_weight=routing.label_weight)
     judges = stack_annotators([simulated_pair_judge_model(config.annotators[name]) for name in NAMES])
-    return task, simulate(episode, task.episode_data(), judges, budget, jax.random.PRNGKey(config.loop.seed))
+    with one_blas_thread():  # as alband run and alband simulate run it
+        return task, jax.block_until_ready(simulate(episode, task.episode_data(), judges, budget,
+                                                    jax.random.PRNGKey(config.loop.seed)))
 
 
 def _rows(first, rest):

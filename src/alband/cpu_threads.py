@@ -24,6 +24,13 @@ matrices, where one thread is as fast as several; plain numpy work outside
 the block (a benchmark's numpy baseline) keeps its threads. JAX dispatches
 asynchronously, so a block must wait for its results
 (``jax.block_until_ready``) before it ends.
+
+One thread also makes the last bits of those LAPACK results independent of the
+machine's core count (a threaded Cholesky sums in another order): a core
+function called outside the block (``alband.simulate.simulate`` from a
+notebook) can differ from ``alband simulate`` in the last float bits for
+large ``d``, enough on rare occasions to flip one held-out prediction
+(measured: one pair in 461 at one round of one seed of HH-RLHF with APO).
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ def preference_main(argv: list[str]) -> int:
 
     p = _Parser(prog="alband bench preference",
                                 description="Pair uncertainty vs the read roof, a design batch, Double TS decisions; "
-                                            "each against plain numpy.")
+                                            "each against plain numpy, compilation timed apart (JAX with one BLAS "
+                                            "thread, alband.cpu_threads).")
     p.add_argument("--n-score", type=int, default=1_000_000,
                    help="pairs scored by the uncertainty batch (default 1000000)")
     p.add_argument("--n-design", type=int, default=100_000, help="pairs of the D-optimal design batch (default 100000)")

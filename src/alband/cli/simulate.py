@@ -214,7 +214,8 @@ def simulate_main(argv: list[str]) -> int:
 
     p = _Parser(prog="alband simulate",
                 description="Simulate a config's experiment for many seeds in one call; evaluate every stopping rule.")
-    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated)")
+    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated; "
+                                  "on a pairs task, simulated judges)")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                    help=f"episodes, seeds loop.seed, loop.seed+1, ... (default {DEFAULT_SEEDS})")
     p.add_argument("--cost-per-error", type=float, default=0.1, help="dollars per misclassification m (default 0.1)")

@@ -21,7 +21,7 @@ def test_bench_preference_small():
         assert out[section][key] > 0, (section, key)
     assert out["design"]["score_pass_seconds"] > 0 and out["design"]["gemm_pass_seconds"] > 0
     assert out["double_ts"]["normal_draws_seconds"] > 0 and out["double_ts"]["numpy_normal_draws_seconds"] > 0
-    assert out["double_ts"]["numpy_one_thread_seconds"] > 0
+    assert out["double_ts"]["numpy_one_thread_seconds"] > 0 and out["double_ts"]["numpy_from_noise_one_thread_seconds"] > 0
     assert out["machine"]["cores"] >= 1
 
 

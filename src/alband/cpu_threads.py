@@ -10,10 +10,10 @@ both pools spin while they wait for work: on a machine whose cores are all
 busy, each steals the other's cores. Measured on this project's 2-core machine
 under a load of about 10 (``alband bench preference``, medians of 5): a
 384 x 384 Cholesky took 388 ms with OpenBLAS's default threads and 1.0 ms
-with one; the Double TS decisions for 10,000 prompts 1.09 s and 0.46 s; the
-D-optimal design batch of 100 among 10^5 pairs 1.08 s and 0.65 s; ``alband
-simulate`` of a 300-prompt preference world (10 seeds, 20 rounds) 2.3-5.7 s
-and 1.0-2.0 s.
+with one (``OPENBLAS_NUM_THREADS=1``); the Double TS decisions for 10,000
+prompts 1.09 s and 0.46 s; the D-optimal design batch of 100 among 10^5 pairs
+(before its one-pass rewrite) 1.08 s and 0.65 s; ``alband simulate`` of a
+300-prompt preference world (10 seeds, 20 rounds) 2.3-5.7 s and 1.0-2.0 s.
 
 :func:`one_blas_thread` limits every BLAS library loaded in the process to one
 thread for the duration of a ``with`` block and restores the previous

@@ -33,8 +33,8 @@ deviation 2 (neither all coin flips nor all certain).
   ``decisions_per_second = n_prompts / seconds`` (the normal draws included,
   JAX's counter-based generator); ``numpy_*`` the same math in vectorised numpy
   (its Cholesky included) with numpy's generator and numpy's threads, and
-  ``numpy_one_thread_seconds`` the same with one BLAS thread (on a busy machine
-  numpy's own LAPACK threads contend too); ``*_from_noise_seconds`` both
+  ``numpy_*one_thread_seconds`` the same with one BLAS thread (on a busy machine
+  numpy's own LAPACK threads contend too); ``*_from_noise*`` both
   given the same normal draws (the decisions alone), ``normal_draws_seconds``
   and ``numpy_normal_draws_seconds`` the draws alone, and
   ``same_decisions_share`` whether both decide alike on the same draws.
@@ -239,10 +239,14 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
         with one_blas_thread():
             return numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32))
 
+    def numpy_from_noise_one_thread():
+        with one_blas_thread():
+            return numpy_decisions()
+
     t = _timed_alternating({
         "ours": ours, "ours_from_noise": from_noise, "numpy_from_noise": numpy_decisions,
         "numpy": lambda: numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32)),
-        "numpy_one_thread": numpy_one_thread,
+        "numpy_one_thread": numpy_one_thread, "numpy_from_noise_one_thread": numpy_from_noise_one_thread,
         "draws": draws, "numpy_draws": lambda: numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32),
     }, repeats)
     decided = np.asarray(ours())
@@ -256,6 +260,7 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
         "numpy_decisions_per_second": n_prompts / t["numpy"]["seconds"],
         "numpy_one_thread_seconds": t["numpy_one_thread"]["seconds"],
         "numpy_from_noise_seconds": t["numpy_from_noise"]["seconds"],
+        "numpy_from_noise_one_thread_seconds": t["numpy_from_noise_one_thread"]["seconds"],
         "numpy_normal_draws_seconds": t["numpy_draws"]["seconds"],
         "same_decisions_share": float(np.mean((decided == numpy_decisions()).all(axis=1))),
     }

@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "alband"
 CORE = ["kernels", "pool", "models", "policies", "design", "costs", "stopping", "routing", "simulate", "rounds",
         "stats", "annotation", "purchase"]
 SHELL = ["annotators", "store", "data", "loop", "cli", "runner", "demo", "report", "config", "replay",
-         "benchmarks", "task", "sweep", "plugins", "jax_cache", "export"]
+         "benchmarks", "task", "sweep", "plugins", "jax_cache", "cpu_threads", "export"]
 FORBIDDEN_LIBRARIES = {"sqlite3", "anthropic", "openai", "httpx", "httpx2", "tqdm", "matplotlib", "requests"}
 
 

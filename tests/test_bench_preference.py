@@ -15,6 +15,13 @@ def test_bench_preference_small():
     assert out["design"]["same_batch_share"] == 1.0
     assert out["double_ts"]["same_decisions_share"] == 1.0
     assert out["double_ts"]["decisions_per_second"] > 0
+    # compilation is reported apart from the steady calls
+    for section, key in (("uncertainty", "policy_compile_seconds"), ("design", "d_design_compile_seconds"),
+                         ("design", "apo_compile_seconds"), ("double_ts", "compile_seconds")):
+        assert out[section][key] > 0, (section, key)
+    assert out["design"]["score_pass_seconds"] > 0 and out["design"]["gemm_pass_seconds"] > 0
+    assert out["double_ts"]["normal_draws_seconds"] > 0 and out["double_ts"]["numpy_normal_draws_seconds"] > 0
+    assert out["double_ts"]["numpy_one_thread_seconds"] > 0 and out["double_ts"]["numpy_from_noise_one_thread_seconds"] > 0
     assert out["machine"]["cores"] >= 1
 
 

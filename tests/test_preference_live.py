@@ -10,6 +10,7 @@ import pytest
 
 from alband.cli.main import main
 from alband.config import parse_config
+from alband.cpu_threads import one_blas_thread
 from alband.runner import load_task, loop_settings, simulated_pair_judge_model, start_run
 from alband.simulate import EpisodeConfig, simulate
 from alband.store.ledger import Ledger
@@ -65,9 +66,10 @@ def test_live_preference_run_buys_what_simulate_predicts(tmp_path, policy, optio
     task = load_task(config)
     settings = loop_settings(config, task)
     judge = simulated_pair_judge_model(config.annotators["judge"])
-    trace = simulate(EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
-                                   settings.n_rounds), task.episode_data(), judge, budget,
-                     jax.random.PRNGKey(config.loop.seed))
+    with one_blas_thread():  # as alband run runs the rounds
+        trace = jax.block_until_ready(simulate(
+            EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
+                          settings.n_rounds), task.episode_data(), judge, budget, jax.random.PRNGKey(config.loop.seed)))
     sim_items = np.concatenate([np.asarray(trace.initial_index)[np.asarray(trace.initial_accepted)],
                                 np.asarray(trace.query_index)[np.asarray(trace.query_accepted)]]).tolist()
     assert [r.pool_index for r in rows] == sim_items

@@ -117,6 +117,49 @@ def test_greedy_rank_one_batch_equals_reinversion_reference(criterion):
         assert np.asarray(lazy).tolist() == ref
 
 
+@pytest.mark.parametrize("n,d,block_cols,chunk_rows", [(50, 7, 3, 16), (1000, 40, 16, 300), (300, 9, 128, 2048)])
+def test_triangular_leverages_are_the_leverages_of_r_transpose_r(n, d, block_cols, chunk_rows):
+    from alband.design._linalg import triangular_leverages
+    from alband.policies.preference._posterior import precision_factor_inverse
+
+    rng = np.random.default_rng(n + d)
+    z = rng.normal(size=(n, d)).astype(np.float32)
+    A = rng.normal(size=(d, 3 * d))
+    V = (np.eye(d) + A @ A.T / d).astype(np.float32)
+    R, V_inv = precision_factor_inverse(jnp.asarray(V))
+    assert np.allclose(np.tril(np.asarray(R)), np.asarray(R))
+    expected = np.einsum("nd,de,ne->n", z.astype(np.float64), np.linalg.inv(V.astype(np.float64)), z)
+    got = triangular_leverages(jnp.asarray(z), R, block_cols=block_cols, chunk_rows=chunk_rows)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-4)
+    np.testing.assert_allclose(np.asarray(V_inv), np.linalg.inv(V.astype(np.float64)), rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("criterion", ["apo", "d"])
+def test_candidate_greedy_is_exact_when_it_says_so_and_the_fallback_covers_the_rest(criterion):
+    from alband.design._linalg import leverages
+    from alband.policies.preference._posterior import precision_inverse
+    from alband.policies.preference.apo import candidate_greedy
+
+    rng = np.random.default_rng(8)
+    n, d, batch = 2000, 24, 15
+    z = jnp.asarray(rng.normal(size=(n, d)).astype(np.float32))
+    post = _posterior(rng, d)
+    w = jnp.asarray(rng.uniform(0.01, 0.25, size=n).astype(np.float32))
+    avail = jnp.asarray(rng.random(n) > 0.1)
+    eager = np.asarray(greedy_rank_one_batch(z, post.precision, w, avail, batch, criterion)).tolist()
+    V_inv = precision_inverse(post.precision)
+    s = leverages(z, V_inv)
+    flags = {}
+    for m in (1, 3, 512, n):
+        picks, exact = candidate_greedy(z, V_inv, s, w, avail, batch, criterion, m)
+        flags[m] = bool(exact)
+        if exact:  # the bound held at every pick: the eager greedy's batch, from the candidates alone
+            assert np.asarray(picks).tolist() == eager, m
+        lazy = lazy_greedy_rank_one_batch(z, post.precision, w, avail, batch, criterion, m)
+        assert np.asarray(lazy).tolist() == eager, m  # and with the fallback, whatever the candidates
+    assert not flags[1] and not flags[3] and flags[512] and flags[n]  # both paths were taken
+
+
 def test_d_design_through_the_engine_equals_the_greedy_on_the_laplace_precision():
     rng = np.random.default_rng(4)
     z = rng.normal(size=(400, 5)).astype(np.float32)

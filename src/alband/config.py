@@ -114,6 +114,7 @@ _ANNOTATOR_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "human": {
         "kind": str, "usd_per_label": (int, float), "usd_per_hour": (int, float),
         "max_seconds_per_item": (int, float), "label_weight": (int, float),
+        "both_orders": bool, "allow_tie": bool,  # a preference task's judge only
     },
 }
 _REQUIRED_ANNOTATOR_KEYS = {"anthropic": ("model",), "openai": ("model",)}

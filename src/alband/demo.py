@@ -78,6 +78,7 @@ def run_demo(out: Path, *, seeds: int = 20, rounds: int = 15, quiet: bool = Fals
 
     from alband.config import parse_config
     from alband.runner import load_task, loop_settings, simulated_annotator_model, start_run
+    from alband.cpu_threads import one_blas_thread
     from alband.simulate.episode import EpisodeConfig, simulate_many
 
     started = time.perf_counter()
@@ -101,7 +102,8 @@ def run_demo(out: Path, *, seeds: int = 20, rounds: int = 15, quiet: bool = Fals
             episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial,
                                     settings.batch_size, settings.n_rounds)
             t0 = time.perf_counter()
-            trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array))
+            with one_blas_thread():  # as start_run below (alband.cpu_threads)
+                trace = jax.block_until_ready(simulate_many(episode, data, model, config.budget_usd, seed_array))
             sim_seconds = time.perf_counter() - t0
 
             t0 = time.perf_counter()

@@ -69,7 +69,10 @@ against the pool's gold label instead, as in the simulator's free-feedback
 setting. Keys follow the simulator's scheme, so with simulated annotators a
 live run buys exactly the items, arms and labels :func:`alband.simulate.simulate`
 predicts for the same seed; a resumed run reuses the answers the ledger holds
-for each (item, annotator) and replays the router to the same state.
+for each (item, annotator) and replays the router to the same state. The arms
+of a preference task are judges (simulated, LLM or human, answering in pool
+terms); a tie is a paid invalid answer, and a judge asking both orders of a
+pair is refused (a routed item is one request per arm).
 
 Costs the policy sees (``ctx.cost_usd``) and the price quotes come from
 :func:`pool_costs_usd`, vectorised over the pool: a simulated annotator's
@@ -92,6 +95,7 @@ from alband.annotation import Annotation, Item
 from alband.annotators.pair_orders import combine_orders, order_items
 from alband.annotators.base import Annotator
 from alband.annotators.simulated import SimulatedLiveAnnotator
+from alband.annotators.simulated_judge import SimulatedLivePairJudge
 from alband.costs.budget import Budget
 from alband.errors import AlbandError, AnnotatorError, BudgetExhausted
 from alband.models.base import Learner
@@ -694,7 +698,7 @@ def _check_routing(routing: RoutingSettings, annotators, task: Task) -> list[Ann
     if routing.feedback not in FEEDBACK_MODES:
         raise AlbandError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {routing.feedback!r}")
     if routing.feedback == "gold":
-        real = [a.name for a in annotators if not isinstance(a, SimulatedLiveAnnotator)]
+        real = [a.name for a in annotators if not isinstance(a, (SimulatedLiveAnnotator, SimulatedLivePairJudge))]
         if real:
             raise AlbandError(f"feedback = 'gold' checks answers against the pool's gold labels, a simulation "
                               f"convenience: annotator '{real[0]}' is not simulated (use feedback = 'audit')")

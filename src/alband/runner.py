@@ -19,6 +19,7 @@ import numpy as np
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.config import RunConfig, load_config, parse_config
 from alband.costs.prices import Price
+from alband.cpu_threads import one_blas_thread
 from alband.errors import AlbandError, AnnotatorError
 from alband.live.paid_call import CostOverrun
 from alband.loop import LoopSettings, RoundEvent, RoutingSettings, live_rounds
@@ -101,15 +102,23 @@ def build_annotator(config: RunConfig, task: Task, name: str | None = None, *, a
     if kind in ("anthropic", "openai"):
         return _llm_annotator(name, kind, spec, task, where), None, weight
     if kind == "human":
+        prices = {"price_per_label": float(spec.get("usd_per_label", 0.0)),
+                  "price_per_hour": None if "usd_per_hour" not in spec else float(spec["usd_per_hour"]),
+                  "max_seconds_per_item": float(spec.get("max_seconds_per_item", 300.0))}
+        if getattr(task, "kind", "") == "pairs":
+            from alband.annotators.human_pair_judge import HumanPairJudge
+
+            judge_options = {k: bool(spec[k]) for k in ("allow_tie", "both_orders") if k in spec}
+            try:
+                return HumanPairJudge(name, **prices, **judge_options), None, weight
+            except AlbandError as err:
+                raise AlbandError(f"{where}{err}") from None
         from alband.annotators.human import HumanAnnotator
 
-        annotator = HumanAnnotator(
-            name, task.label_names,
-            price_per_label=float(spec.get("usd_per_label", 0.0)),
-            price_per_hour=None if "usd_per_hour" not in spec else float(spec["usd_per_hour"]),
-            max_seconds_per_item=float(spec.get("max_seconds_per_item", 300.0)),
-        )
-        return annotator, None, weight
+        try:
+            return HumanAnnotator(name, task.label_names, **prices), None, weight
+        except AlbandError as err:
+            raise AlbandError(f"{where}{err}") from None
     raise AlbandError(f"{where}unknown annotator kind '{kind}'")
 
 
@@ -130,11 +139,14 @@ def build_routing(config: RunConfig, task: Task) -> tuple[list, dict[str, Any]]:
 
 #: Annotator keys that only a preference task's judge reads.
 _PAIR_ONLY_KEYS = {"simulated": ("position_bias", "tie_rate", "beta"), "anthropic": ("both_orders", "allow_tie"),
-                   "openai": ("both_orders", "allow_tie")}
+                   "openai": ("both_orders", "allow_tie"), "human": ("both_orders", "allow_tie")}
+#: Annotator kinds that read a pair's texts (a prompt and two responses).
+_TEXT_READERS = ("anthropic", "openai", "human")
 
 
 def _check_task_keys(spec: dict[str, Any], task, where: str) -> None:
-    """Judge-only keys on a classification task, and ``confusion`` on a pairs task, are errors."""
+    """Judge-only keys on a classification task, ``confusion`` on a pairs task, and a judge of pairs without
+    texts who must read them, are errors."""
     kind = spec.get("kind", "simulated")
     pairs = getattr(task, "kind", "") == "pairs"
     if not pairs:
@@ -143,8 +155,9 @@ def _check_task_keys(spec: dict[str, Any], task, where: str) -> None:
             raise AlbandError(f"{where}{used[0]!r} applies to a preference task only ([data] kind = \"pairs\")")
     elif kind == "simulated" and "confusion" in spec:
         raise AlbandError(f"{where}'confusion' does not apply to a judge; use flip_rate, position_bias, beta, tie_rate")
-    elif kind == "human":
-        raise AlbandError(f"{where}a human judge of pairs is not supported by this loop; use a simulated or an LLM judge")
+    elif kind in _TEXT_READERS and not task.has_texts:
+        raise AlbandError(f"{where}a {kind} judge reads each pair's prompt and responses, and the pairs of "
+                          f"{task.name!r} have no texts (embeddings only); use a source with texts or a simulated judge")
 
 
 def _simulated_pair_judge(name: str, spec: dict[str, Any], task, where: str, seed: int, arm: int | None):
@@ -378,7 +391,8 @@ def execute(config: RunConfig, run_dir, *, quiet: bool = False, prepared: Prepar
     task, validation, settings = prepared.task, prepared.validation, prepared.settings
     annotator, run_options, label = prepared.annotator, prepared.run_options, prepared.label
     events: list[RoundEvent] = []
-    with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics:
+    # one BLAS thread while the rounds run: the LAPACK calls of the jitted steps beside XLA's threads
+    with run_dir.open_ledger() as ledger, run_dir.metrics_writer() as metrics, one_blas_thread():
         check_pool(ledger, task, f"the data of {config.source}", run_dir.path)
         refuse_after_overrun(ledger)
         ledger.set_meta("base_dir", str(config.base_dir))

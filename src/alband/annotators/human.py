@@ -16,6 +16,12 @@ so ``max_cost_usd = price_per_label + price_per_hour * t_max / 3600`` bounds
 it. A skip bills the time but not the per-label fee. Calls are serialised
 (one person answers one item at a time), so the annotator is safe to use
 from :func:`alband.annotators.concurrent.annotate_concurrently`.
+
+A subclass changes what is shown (:meth:`HumanAnnotator._show`), the
+question (:meth:`HumanAnnotator._question`) and how an answer reads
+(:meth:`HumanAnnotator._reply`, a :class:`Reply`); the loop, the commands,
+the clock and the price are this class's
+(:class:`alband.annotators.human_pair_judge.HumanPairJudge` shows a pair).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import math
 import sys
 import threading
 import time
-from typing import Callable, Sequence, TextIO
+from typing import Callable, NamedTuple, Sequence, TextIO
 
 import numpy as np
 
@@ -36,6 +42,22 @@ from alband.errors import AlbandError
 
 _SKIP = {"s", "skip"}
 _QUIT = {"q", "quit"}
+
+
+class Reply(NamedTuple):
+    """How one answer is recorded: its label (None: invalid), whether the per-label fee is due, extra fields.
+
+    A label is ``Reply(label, True)``; a skip ``Reply(None, False,
+    {"invalid_reason": "skipped"})``; a judgement that gives no label (a
+    pair judge's tie) ``Reply(None, True, {"invalid_reason": ...})``.
+    """
+
+    label: int | None
+    fee_due: bool
+    extra: dict = {}
+
+
+SKIPPED = Reply(None, False, {"invalid_reason": "skipped"})
 
 
 class HumanAnnotator:
@@ -97,7 +119,7 @@ class HumanAnnotator:
             self._show(item, sink)
             started = self._clock()
             while True:
-                sink.write(f"label [1-{len(self.label_names)} or name, s = skip, q = quit]: ")
+                sink.write(self._question())
                 sink.flush()
                 line = source.readline()
                 if line == "":
@@ -109,22 +131,16 @@ class HumanAnnotator:
                     continue
                 if command in _QUIT:
                     raise AnnotatorError(f"annotator {self.name!r}: quit at item {item.item_id!r}")
-                if command in _SKIP:
-                    label = None
+                reply = SKIPPED if command in _SKIP else self._reply(answer, item)
+                if reply is not None:
                     break
-                label = self._label(answer)
-                if label is not None:
-                    break
-                sink.write(f"  not a label: {answer!r}\n")
+                sink.write(f"  not {self._answer_noun}: {answer!r}\n")
             elapsed = max(0.0, self._clock() - started)
         billed_seconds = min(elapsed, self.max_seconds_per_item)
-        cost = (self.price_per_label if label is not None else 0.0) + self._time_cost(billed_seconds)
-        extra = {"billed_seconds": billed_seconds}
-        if label is None:
-            extra["invalid_reason"] = "skipped"
+        cost = (self.price_per_label if reply.fee_due else 0.0) + self._time_cost(billed_seconds)
         return Annotation(
-            pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=label,
-            cost_usd=cost, latency_s=elapsed, raw=answer, extra=extra,
+            pool_index=item.pool_index, item_id=item.item_id, annotator=self.name, label=reply.label,
+            cost_usd=cost, latency_s=elapsed, raw=answer, extra={**reply.extra, "billed_seconds": billed_seconds},
         )
 
     def _bound_usd(self) -> float:
@@ -133,11 +149,19 @@ class HumanAnnotator:
     def _time_cost(self, seconds: float) -> float:
         return 0.0 if self.price_per_hour is None else self.price_per_hour * seconds / 3600.0
 
-    def _label(self, answer: str) -> int | None:
+    _answer_noun = "a label"
+
+    def _question(self) -> str:
+        return f"label [1-{len(self.label_names)} or name, s = skip, q = quit]: "
+
+    def _reply(self, answer: str, item: Item) -> Reply | None:
+        """The reply an answer (not a command) gives, or None when it is not understood (asked again)."""
         if answer.isdigit():
             number = int(answer)
-            return number - 1 if 1 <= number <= len(self.label_names) else None
-        return self._lookup.get(normalize_label(answer))
+            label = number - 1 if 1 <= number <= len(self.label_names) else None
+        else:
+            label = self._lookup.get(normalize_label(answer))
+        return None if label is None else Reply(label, True)
 
     def _show(self, item: Item, sink: TextIO) -> None:
         sink.write(f"\n[item {item.pool_index} | id {item.item_id}]\n{item.text}\n")

@@ -37,7 +37,7 @@ import numpy as np
 from alband.annotation import Annotation, Item
 from alband.annotators.base import utf8_byte_lengths
 from alband.annotators.llm_common import LLMAnnotator, ProviderAdapter
-from alband.annotators.pair_orders import PAIR_LABELS
+from alband.annotators.pair_orders import PAIR_LABELS, label_of_answer, pair_parts, shown_responses
 from alband.annotators.pair_prompt import DEFAULT_PAIR_INSTRUCTIONS, JUDGE_ANSWERS, PairwisePrompt
 from alband.annotators.prompts import RenderedPrompt
 from alband.costs.prices import Price
@@ -101,7 +101,7 @@ class LLMPairJudge(LLMAnnotator):
     # ------------------------------------------------------------ cost bound
     def max_cost_usd(self, item: Item) -> float:
         """``template + bytes(item.text)`` input bytes plus the output bound, in dollars (module docstring)."""
-        _checked_parts(item)
+        pair_parts(item)
         return float(self.max_cost_usd_many([item.text])[0])
 
     def max_cost_usd_many(self, texts: Sequence[str]) -> np.ndarray:
@@ -115,9 +115,7 @@ class LLMPairJudge(LLMAnnotator):
 
     # ----------------------------------------------------------- the request
     def _render(self, item: Item) -> RenderedPrompt:
-        prompt, first, second, order = _checked_parts(item)
-        a, b = (first, second) if order == "AB" else (second, first)
-        return self.pair_prompt.render(prompt, a, b)
+        return self.pair_prompt.render(*shown_responses(item))
 
     def _annotate(self, item: Item, *, idempotency_key: str | None = None) -> Annotation:
         answer = super()._annotate(item, idempotency_key=idempotency_key)
@@ -130,23 +128,5 @@ class LLMPairJudge(LLMAnnotator):
             return dataclasses.replace(answer, label=None, extra=extra)
         if verdict is None:
             return dataclasses.replace(answer, extra=extra)
-        shown_first = verdict == "A"
-        label = 0 if shown_first == (order == "AB") else 1
-        return dataclasses.replace(answer, label=label, extra=extra)
+        return dataclasses.replace(answer, label=label_of_answer(verdict, order), extra=extra)
 
-
-def _checked_parts(item: Item) -> tuple[str, str, str, str]:
-    """``(prompt, first, second, order)`` of a pair item; an :class:`AlbandError` names what is missing."""
-    values = [item.part(name) for name in ("prompt", "first", "second", "order")]
-    missing = [name for name, value in zip(("prompt", "first", "second", "order"), values) if value is None]
-    if missing:
-        raise AlbandError(f"item {item.item_id!r} is not a pair (no part {', '.join(missing)}); "
-                          "pair judges take items of a preference task")
-    prompt, first, second, order = values
-    if order not in ("AB", "BA"):
-        raise AlbandError(f"item {item.item_id!r}: order must be 'AB' or 'BA', got {order!r}")
-    text_bytes = len(item.text.encode("utf-8"))
-    if text_bytes < sum(len(t.encode("utf-8")) for t in (prompt, first, second)):
-        raise AlbandError(f"item {item.item_id!r}: its text is shorter than its prompt and responses; the text "
-                          "must contain them verbatim (alband.annotators.pair_orders.pair_item)")
-    return prompt, first, second, order

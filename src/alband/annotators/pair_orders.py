@@ -51,6 +51,39 @@ def pair_item(pool_index: int, pair_id: str, prompt: str, first: str, second: st
                 (("prompt", prompt), ("first", first), ("second", second), ("order", order)))
 
 
+def pair_parts(item: Item) -> tuple[str, str, str, str]:
+    """``(prompt, first, second, order)`` of a pair item; an :class:`AlbandError` names what is missing."""
+    values = [item.part(name) for name in ("prompt", "first", "second", "order")]
+    missing = [name for name, value in zip(("prompt", "first", "second", "order"), values) if value is None]
+    if missing:
+        raise AlbandError(f"item {item.item_id!r} is not a pair (no part {', '.join(missing)}); "
+                          "pair judges take items of a preference task")
+    prompt, first, second, order = values
+    if order not in ORDERS:
+        raise AlbandError(f"item {item.item_id!r}: order must be 'AB' or 'BA', got {order!r}")
+    text_bytes = len(item.text.encode("utf-8"))
+    if text_bytes < sum(len(t.encode("utf-8")) for t in (prompt, first, second)):
+        raise AlbandError(f"item {item.item_id!r}: its text is shorter than its prompt and responses; the text "
+                          "must contain them verbatim (alband.annotators.pair_orders.pair_item)")
+    return prompt, first, second, order
+
+
+def shown_responses(item: Item) -> tuple[str, str, str]:
+    """``(prompt, A, B)``: the pair as a judge sees it in the item's order (A is shown first)."""
+    prompt, first, second, order = pair_parts(item)
+    return (prompt, first, second) if order == "AB" else (prompt, second, first)
+
+
+def label_of_answer(answer: str, order: str) -> int:
+    """The pool-terms label of a judge's ``"A"`` or ``"B"`` given in ``order`` (0 = the pool's first preferred).
+
+    ``A`` is the pool's first response in order ``AB`` and its second in ``BA``.
+    """
+    if answer not in ("A", "B") or order not in ORDERS:
+        raise AlbandError(f"a pair answer is 'A' or 'B' in order 'AB' or 'BA', got {answer!r} in {order!r}")
+    return 0 if (answer == "A") == (order == "AB") else 1
+
+
 def order_items(item: Item, both_orders: bool) -> list[Item]:
     """The requests that judge ``item``: itself (order AB), or one item per order with ids ``<id>#AB``, ``<id>#BA``."""
     if not both_orders:

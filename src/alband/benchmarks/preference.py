@@ -13,29 +13,40 @@ deviation 2 (neither all coin flips nor all certain).
   (``np.abs(Z @ theta)``, ``np.argpartition``) on the same matrix.
 * ``design``: the Fisher-weighted Bayesian D-optimal batch of ``batch`` pairs
   among ``n_design`` (default 1e5) with 1% of them judged, as the
-  ``pair_d_design`` policy computes it (lazy greedy on the Laplace precision,
-  :func:`alband.policies.preference.apo.lazy_greedy_rank_one_batch`: one
-  ``O(n d^2)`` GEMM pass, then per pick a ``top_k`` and a few re-scored
-  candidates); ``engine_eager_seconds`` the design engine's eager greedy on the
-  weighted rows (:func:`alband.policies.preference.d_design.fisher_d_design_batch`:
-  an ``O(n d)`` pool pass per pick) and ``same_as_engine`` whether both chose
-  the same pairs in the same order; APO's batch beside them; target under 0.5 s.
-  ``score_pass_seconds``: the one ``z_i' M z_i`` pass over the pool (the
-  ``(n, d) x (d, d)`` GEMM every exact design needs first), the floor here.
-  ``numpy_seconds``: the same greedy rank-1 batch in numpy float32, and
-  ``same_batch`` whether it chose the same pairs.
+  ``pair_d_design`` policy computes it
+  (:func:`alband.policies.preference.apo.lazy_greedy_rank_one_batch`: one
+  pass for the initial scores ``||L^{-1} z_i||^2``, then the greedy rank-1
+  picks on a candidate set, with the eager greedy as the fallback when the
+  candidates' bound fails); target under 0.5 s. ``score_pass_seconds``: that
+  one pass (two thirds of the multiply-adds of ``z_i' V^{-1} z_i`` at
+  ``d = 384``: the floor of an exact greedy), ``gemm_pass_seconds`` the plain
+  ``z_i' V^{-1} z_i`` pass;
+  ``engine_eager_seconds`` the design engine's eager greedy on the weighted
+  rows (:func:`alband.policies.preference.d_design.fisher_d_design_batch`: an
+  ``O(n d)`` pool pass per pick) and ``same_as_engine`` whether both chose the
+  same pairs in the same order; APO's batch beside them. ``numpy_seconds``:
+  the same greedy rank-1 batch in numpy float32, and ``same_batch_share`` the
+  share of its pairs in ours.
 * ``double_ts``: decisions (champion and challenger) for ``n_prompts``
   prompts of ``K = 16`` candidates at ``d``: two posterior draws per prompt
   and two argmaxes (:func:`alband.policies.preference.double_ts.double_ts_decisions`);
   ``decisions_per_second = n_prompts / seconds`` (the normal draws included,
   JAX's counter-based generator); ``numpy_*`` the same math in vectorised numpy
-  with numpy's generator; ``*_from_noise_seconds`` both given the same normal
-  draws (the decisions alone), and ``same_decisions_share`` whether both
-  decide alike on the same draws.
+  (its Cholesky included) with numpy's generator and numpy's threads, and
+  ``numpy_*one_thread_seconds`` the same with one BLAS thread (on a busy machine
+  numpy's own LAPACK threads contend too); ``*_from_noise*`` both
+  given the same normal draws (the decisions alone), ``normal_draws_seconds``
+  and ``numpy_normal_draws_seconds`` the draws alone, and
+  ``same_decisions_share`` whether both decide alike on the same draws.
 
-Timings are medians of ``repeats`` calls after a warm-up call (compilation),
-the JAX and numpy versions called in alternation so that the load of a shared
-machine weighs on both alike; the load average comes with the numbers.
+Every jitted function is compiled first (``*compile_seconds``: tracing and
+XLA compilation, what a process pays once per shape), then timed: medians of
+``repeats`` calls, the JAX and numpy versions called in alternation so that
+the load of a shared machine weighs on both alike; the load average comes
+with the numbers. The JAX calls run with one BLAS thread
+(:func:`alband.cpu_threads.one_blas_thread`, as ``alband run`` and ``alband
+simulate`` run them: the LAPACK kernels of a jitted program otherwise fight
+XLA's threads for the cores); the numpy versions keep numpy's threads.
 """
 
 from __future__ import annotations
@@ -50,6 +61,27 @@ from alband.errors import AlbandError
 
 TARGET_ROOF_RATIO = 1.5
 TARGET_DESIGN_SECONDS = 0.5
+
+
+def _compiled(jitted, *args):
+    """``(call, compile_seconds)``: ``jitted`` lowered and compiled for ``args`` (one BLAS thread), and a
+    call of the compiled program that runs with one BLAS thread and waits for its result."""
+    import time
+
+    import jax
+
+    from alband.cpu_threads import one_blas_thread
+
+    with one_blas_thread():
+        start = time.perf_counter()
+        program = jitted.lower(*args).compile()
+        seconds = time.perf_counter() - start
+
+    def call():
+        with one_blas_thread():
+            return jax.block_until_ready(program(*args))
+
+    return call, seconds
 
 
 def _pool(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,20 +128,20 @@ def bench_uncertainty(n: int = 1_000_000, d: int = 384, batch: int = 100, repeat
     queried = jnp.zeros((n,), bool)
     v = jnp.ones((d,), jnp.float32)
 
-    policy = jax.jit(lambda z, theta, q: top_unqueried(pair_uncertainty_scores(z, theta), q, batch))
-    roof = jax.jit(lambda z, v: z @ v)
+    policy, policy_compile = _compiled(
+        jax.jit(lambda z, theta, q: top_unqueried(pair_uncertainty_scores(z, theta), q, batch)), z, theta, queried)
+    roof, _ = _compiled(jax.jit(lambda z, v: z @ v), z, v)
 
     def numpy_batch():
         scores = np.abs(z_np @ theta_np)
         part = np.argpartition(scores, batch)[:batch]
         return part[np.argsort(scores[part], kind="stable")]
 
-    t = _timed_alternating({"roof": lambda: roof(z, v), "policy": lambda: policy(z, theta, queried),
-                            "numpy": numpy_batch}, repeats)
-    ours = np.asarray(policy(z, theta, queried))
+    t = _timed_alternating({"roof": roof, "policy": policy, "numpy": numpy_batch}, repeats)
+    ours = np.asarray(policy())
     return {
         "n": n, "d": d, "batch": batch,
-        "policy_seconds": t["policy"]["seconds"], "policy_first_seconds": t["policy"]["first"],
+        "policy_seconds": t["policy"]["seconds"], "policy_compile_seconds": policy_compile,
         "read_roof_seconds": t["roof"]["seconds"],
         "ratio": t["policy"]["seconds"] / t["roof"]["seconds"],
         "target_ratio": TARGET_ROOF_RATIO,
@@ -124,6 +156,8 @@ def bench_design(n: int = 100_000, d: int = 384, batch: int = 100, repeats: int 
     import jax
     import jax.numpy as jnp
 
+    from alband.design._linalg import leverages, triangular_leverages
+    from alband.policies.preference._posterior import precision_factor_inverse
     from alband.policies.preference.apo import apo_batch, lazy_greedy_rank_one_batch
     from alband.policies.preference.d_design import fisher_d_design_batch
 
@@ -138,29 +172,28 @@ def bench_design(n: int = 100_000, d: int = 384, batch: int = 100, repeats: int 
 
     z, p, q, V = jax.device_put(z_np), jnp.asarray(p_np), jnp.asarray(queried_np), jnp.asarray(V_np)
     w = jnp.asarray(w_np)
-    d_design = jax.jit(lambda z, V, w, q: lazy_greedy_rank_one_batch(z, V, w, ~q, batch, "d"))
-    engine = jax.jit(lambda z, p, q: fisher_d_design_batch(z, p, q, batch, l2))
-    apo = jax.jit(lambda z, V, p, q: apo_batch(z, V, p, q, batch))
-    from alband.design._linalg import leverages
-
-    score_pass = jax.jit(lambda z, M: leverages(z, M))
+    d_design, d_design_compile = _compiled(
+        jax.jit(lambda z, V, w, q: lazy_greedy_rank_one_batch(z, V, w, ~q, batch, "d")), z, V, w, q)
+    engine, _ = _compiled(jax.jit(lambda z, p, q: fisher_d_design_batch(z, p, q, batch, l2)), z, p, q)
+    apo, apo_compile = _compiled(jax.jit(lambda z, V, p, q: apo_batch(z, V, p, q, batch)), z, V, p, q)
+    score_pass, _ = _compiled(jax.jit(lambda z, V: triangular_leverages(z, precision_factor_inverse(V)[0])), z, V)
+    gemm_pass, _ = _compiled(jax.jit(lambda z, V: leverages(z, precision_factor_inverse(V)[1])), z, V)
 
     def numpy_batch():
         V_inv = np.linalg.inv(V_np).astype(np.float32)
         return _numpy_greedy(z_np, V_inv, w_np, ~queried_np, batch, "d")
 
-    t = _timed_alternating({"d_design": lambda: d_design(z, V, w, q), "engine": lambda: engine(z, p, q),
-                            "apo": lambda: apo(z, V, p, q), "numpy": numpy_batch,
-                            "score_pass": lambda: score_pass(z, V)}, repeats)
-    ours = np.asarray(d_design(z, V, w, q))
+    t = _timed_alternating({"d_design": d_design, "engine": engine, "apo": apo, "numpy": numpy_batch,
+                            "score_pass": score_pass, "gemm_pass": gemm_pass}, repeats)
+    ours = np.asarray(d_design())
     ref = numpy_batch()
     return {
         "n": n, "d": d, "batch": batch, "judged": int(queried_np.sum()),
-        "d_design_seconds": t["d_design"]["seconds"], "d_design_first_seconds": t["d_design"]["first"],
-        "score_pass_seconds": t["score_pass"]["seconds"],
+        "d_design_seconds": t["d_design"]["seconds"], "d_design_compile_seconds": d_design_compile,
+        "score_pass_seconds": t["score_pass"]["seconds"], "gemm_pass_seconds": t["gemm_pass"]["seconds"],
         "engine_eager_seconds": t["engine"]["seconds"],
-        "same_as_engine": np.asarray(engine(z, p, q)).tolist() == ours.tolist(),
-        "apo_seconds": t["apo"]["seconds"],
+        "same_as_engine": np.asarray(engine()).tolist() == ours.tolist(),
+        "apo_seconds": t["apo"]["seconds"], "apo_compile_seconds": apo_compile,
         "target_seconds": TARGET_DESIGN_SECONDS,
         "numpy_seconds": t["numpy"]["seconds"],
         "numpy_over_ours": t["numpy"]["seconds"] / t["d_design"]["seconds"],
@@ -185,12 +218,10 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
     x, valid = jax.device_put(x_np), jnp.ones((n_prompts, k), bool)
     key = jax.random.key(seed)
     e_np = np.asarray(jax.random.normal(key, (2, n_prompts, d), jnp.float32))
-    L_np = np.linalg.cholesky(V_np)
-
     e = jnp.asarray(e_np)
 
     def numpy_decisions(e_np=e_np):
-        L_t_inv = np.linalg.inv(L_np.T)
+        L_t_inv = np.linalg.inv(np.linalg.cholesky(V_np).T)
         thetas = mean_np + (e_np.reshape(-1, d) @ L_t_inv.T).reshape(2, n_prompts, d)
         r1 = np.einsum("pkd,pd->pk", x_np, thetas[0])
         r2 = np.einsum("pkd,pd->pk", x_np, thetas[1])
@@ -199,22 +230,39 @@ def bench_double_ts(n_prompts: int = 10_000, k: int = 16, d: int = 384, repeats:
         return np.stack([champion, np.argmax(r2, axis=1)], axis=1)
 
     numpy_rng = np.random.default_rng(seed)
+    ours, compile_seconds = _compiled(double_ts_decisions, key, x, valid, posterior)
+    from_noise, _ = _compiled(double_ts_decisions_from_noise, e, x, valid, posterior)
+    draws, _ = _compiled(jax.jit(lambda key: jax.random.normal(key, (2, n_prompts, d), jnp.float32)), key)
+    from alband.cpu_threads import one_blas_thread
+
+    def numpy_one_thread():
+        with one_blas_thread():
+            return numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32))
+
+    def numpy_from_noise_one_thread():
+        with one_blas_thread():
+            return numpy_decisions()
+
     t = _timed_alternating({
-        "ours": lambda: double_ts_decisions(key, x, valid, posterior),
-        "ours_from_noise": lambda: double_ts_decisions_from_noise(e, x, valid, posterior),
-        "numpy_from_noise": numpy_decisions,
+        "ours": ours, "ours_from_noise": from_noise, "numpy_from_noise": numpy_decisions,
         "numpy": lambda: numpy_decisions(numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32)),
+        "numpy_one_thread": numpy_one_thread, "numpy_from_noise_one_thread": numpy_from_noise_one_thread,
+        "draws": draws, "numpy_draws": lambda: numpy_rng.standard_normal((2, n_prompts, d), dtype=np.float32),
     }, repeats)
-    ours = np.asarray(double_ts_decisions(key, x, valid, posterior))
+    decided = np.asarray(ours())
     return {
         "n_prompts": n_prompts, "k": k, "d": d,
-        "seconds": t["ours"]["seconds"], "first_seconds": t["ours"]["first"],
+        "seconds": t["ours"]["seconds"], "compile_seconds": compile_seconds,
         "decisions_per_second": n_prompts / t["ours"]["seconds"],
         "from_noise_seconds": t["ours_from_noise"]["seconds"],
+        "normal_draws_seconds": t["draws"]["seconds"],
         "numpy_seconds": t["numpy"]["seconds"],
         "numpy_decisions_per_second": n_prompts / t["numpy"]["seconds"],
+        "numpy_one_thread_seconds": t["numpy_one_thread"]["seconds"],
         "numpy_from_noise_seconds": t["numpy_from_noise"]["seconds"],
-        "same_decisions_share": float(np.mean((ours == numpy_decisions()).all(axis=1))),
+        "numpy_from_noise_one_thread_seconds": t["numpy_from_noise_one_thread"]["seconds"],
+        "numpy_normal_draws_seconds": t["numpy_draws"]["seconds"],
+        "same_decisions_share": float(np.mean((decided == numpy_decisions()).all(axis=1))),
     }
 
 
@@ -252,7 +300,8 @@ def preference_main(argv: list[str]) -> int:
 
     p = _Parser(prog="alband bench preference",
                                 description="Pair uncertainty vs the read roof, a design batch, Double TS decisions; "
-                                            "each against plain numpy.")
+                                            "each against plain numpy, compilation timed apart (JAX with one BLAS "
+                                            "thread, alband.cpu_threads).")
     p.add_argument("--n-score", type=int, default=1_000_000,
                    help="pairs scored by the uncertainty batch (default 1000000)")
     p.add_argument("--n-design", type=int, default=100_000, help="pairs of the D-optimal design batch (default 100000)")

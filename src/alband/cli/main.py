@@ -92,13 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="print nothing but errors")
     demo.set_defaults(func=_cmd_demo)
 
-    run = sub.add_parser("run", help="run the loop of a config file into a new run directory")
+    run = sub.add_parser("run", help="run the loop of a config file into a new run directory (a human "
+                         "annotator or pair judge answers at this terminal)")
     run.add_argument("config", help="CONFIG.toml (see README, 'Config reference')")
     run.add_argument("--out", required=True, help="run directory to create")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_run)
 
-    resume = sub.add_parser("resume", help="continue a killed run from its ledger (nothing bought twice)")
+    resume = sub.add_parser("resume", help="continue a killed or quit run from its ledger (nothing bought twice)")
     resume.add_argument("run_dir")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
     resume.set_defaults(func=_cmd_resume)

@@ -41,7 +41,9 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     the ``[routing]`` annotators (all simulated) are stacked in arm order and
     routed by the router ``alband run`` builds (:meth:`alband.config.RoutingConfig.build`),
     with the same auditor and label weights, so seed ``s`` buys what a live run
-    with ``[loop] seed = s`` buys.
+    with ``[loop] seed = s`` buys. On a preference task (``[data] kind =
+    "pairs"``) the annotators are simulated judges
+    (:func:`alband.runner.simulated_pair_judge_model`), stacked and routed alike.
 
     ``progress``: a "compiling ..." line, then a bar over the seeds, on stderr
     (``None``: when stderr is a terminal). The result holds
@@ -61,6 +63,7 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     import jax
     import jax.numpy as jnp
 
+    from alband.cpu_threads import one_blas_thread
     from alband.jax_cache import enable_compilation_cache
     from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
     from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
@@ -96,8 +99,6 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     settings = loop_settings(config, task)
     task.require_gold(f"{config.source}: simulate")
     if getattr(task, "kind", "") == "pairs":  # a preference task: simulated judges (alband.simulate.judge_model)
-        if routing is not None:
-            raise AlbandError(f"{config.source}: simulate routes labels, not preference judges; remove [routing]")
         from alband.runner import simulated_pair_judge_model
 
         models = [simulated_pair_judge_model(config.annotators[name], where=f"{config.source}: [annotators.{name}]: ")
@@ -120,10 +121,11 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
                             settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
     seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
-    trace, compile_seconds, seconds = run_in_chunks(
-        lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
-        lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
-        seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
+    with one_blas_thread():  # the LAPACK calls of the episodes beside XLA's threads (alband.cpu_threads)
+        trace, compile_seconds, seconds = run_in_chunks(
+            lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
+            lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
+            seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
     rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
     if config.stopping is not None:
         rules = rules + (make_rule(config.stopping.rule, **config.stopping.params),)
@@ -252,7 +254,8 @@ def simulate_main(argv: list[str]) -> int:
 
     p = _Parser(prog="alband simulate",
                 description="Simulate a config's experiment for many seeds in one call; evaluate every stopping rule.")
-    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated)")
+    p.add_argument("config", help="CONFIG.toml (its annotator, or every [routing] annotator, must be simulated; "
+                                  "on a pairs task, simulated judges)")
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                    help=f"episodes, seeds loop.seed, loop.seed+1, ... (default {DEFAULT_SEEDS})")
     p.add_argument("--cost-per-error", type=float, default=0.1, help="dollars per misclassification m (default 0.1)")

@@ -50,6 +50,9 @@ that produced it (:mod:`alband.routing.label_weights`: ``"none"``,
 ``"configured"`` = ``annotator.label_weight``, ``"audited"`` = the arm's
 posterior mean accuracy from the verdicts so far).
 Arm ``k`` answers item ``i`` with the key ``fold_in(fold_in(annotate, k), i)``.
+A stack of preference judges (:class:`~alband.simulate.judge_model.PairJudge`)
+routes the same way; a judge's tie is a paid invalid answer (no label, and a
+verdict "wrong" under free feedback).
 Policies see the mean price over the arms as ``ctx.cost_usd``.
 
 At scale (:func:`simulate_many`, :func:`simulate_grid`) the seeds are mapped
@@ -174,8 +177,19 @@ class EpisodeTrace(NamedTuple):
     query_arm: Array  # (R, B) annotator arm of each proposed item, -1 if not bought
 
 
-def stack_annotators(annotators) -> SimulatedAnnotator:
-    """``K`` annotators as one with a leading arm axis (for ``config.router``)."""
+def stack_annotators(annotators):
+    """``K`` annotators (or ``K`` pair judges) as one with a leading arm axis (for ``config.router``).
+
+    Every leaf gets a leading axis of size ``K``: a stack of
+    :class:`SimulatedAnnotator` is a ``SimulatedAnnotator``, a stack of
+    :class:`~alband.simulate.judge_model.PairJudge` a ``PairJudge`` (whose
+    ``annotator`` is the stack of the judges' annotators). Mixing the two is
+    an error.
+    """
+    kinds = {type(a) for a in annotators}
+    if len(kinds) != 1:
+        raise AlbandError(f"stack annotators of one kind (all SimulatedAnnotator or all PairJudge), got "
+                          f"{sorted(k.__name__ for k in kinds)}")
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *annotators)
 
 
@@ -202,7 +216,9 @@ def simulate(
     ``annotator`` may be a preference judge (:class:`~alband.simulate.judge_model.PairJudge`):
     its answers are :func:`~alband.simulate.judge_model.judge_answers` (ties are invalid
     answers; the true margins of ``data`` drive Bradley-Terry noise), its prices its
-    annotator's.
+    annotator's. With ``config.router`` it is a stack of ``K`` judges
+    (:func:`stack_annotators`), arm ``k`` answering with ``arm_key(annotate, k)`` as a
+    stack of annotators does.
 
     ``selection`` (optional) holds indices chosen outside the core -- a
     selection recorded by a live run's selector (:mod:`alband.selection.replay`)
@@ -214,8 +230,6 @@ def simulate(
     routed = config.router is not None
     judge = annotator if isinstance(annotator, PairJudge) else None
     if judge is not None:
-        if routed:
-            raise AlbandError("a simulated preference judge is simulated without a router")
         annotator = judge.annotator
     cost, reserve = arm_costs(annotator, data, routed)
     policy_cost = jnp.mean(cost, axis=0) if routed else cost
@@ -240,7 +254,11 @@ def simulate(
         gold = data.y[index]
         # answers[k, b]: arm k's answer to item index[b] (order-independent keys).
         arm_keys = jax.vmap(lambda k: arm_key(keys.annotate, k))(jnp.arange(n_arms))
-        answers = jax.vmap(lambda ann, k: noisy_labels(ann, k, index, gold))(annotator, arm_keys)
+        if judge is None:
+            answers = jax.vmap(lambda ann, k: noisy_labels(ann, k, index, gold))(annotator, arm_keys)
+        else:  # pair judges: -1 (a tie) is an invalid answer, paid, never a verdict "right"
+            margin = None if data.true_margin is None else data.true_margin[index]
+            answers = jax.vmap(lambda jd, k: judge_answers(jd, k, index, gold, margin))(judge, arm_keys)
         fresh = ~state.queried[index] & (index >= 0)
 
         def item(carry_, xs):

@@ -33,6 +33,19 @@ def precision_inverse(precision: Array) -> Array:
     return 0.5 * (inv + inv.T)
 
 
+def precision_factor_inverse(precision: Array) -> tuple[Array, Array]:
+    """``(R, V^{-1})`` with ``R = L^{-1}`` (lower triangular, ``V = L L'``) and ``V^{-1} = R' R``, symmetrised.
+
+    ``||R z||^2 = z' V^{-1} z``: :func:`alband.design._linalg.triangular_leverages`
+    scores a pool with ``R`` in fewer multiply-adds than a product with ``V^{-1}``.
+    """
+    d = precision.shape[0]
+    L = jnp.linalg.cholesky(0.5 * (precision + precision.T))
+    R = jax.scipy.linalg.solve_triangular(L, jnp.eye(d, dtype=precision.dtype), lower=True)
+    inv = R.T @ R
+    return R, 0.5 * (inv + inv.T)
+
+
 def fisher_weights(p_first: Array) -> Array:
     """``mu (1 - mu)`` of each pair."""
     return p_first * (1.0 - p_first)

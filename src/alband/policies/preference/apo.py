@@ -40,11 +40,12 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from alband.design._linalg import leverages
+from alband.design._linalg import triangular_leverages
 from alband.policies.base import QueryPolicy, _stateless_init, _stateless_update
 from alband.policies.preference._posterior import (
     fisher_weights,
     posterior_variances,
+    precision_factor_inverse,
     precision_inverse,
     require_posterior,
 )
@@ -65,8 +66,13 @@ def greedy_rank_one_batch(z: Array, precision: Array, weight: Array, available: 
     (one ``z @ u`` pass); :func:`lazy_greedy_rank_one_batch` gives the same
     batch without those passes.
     """
-    V_inv = precision_inverse(precision)
-    s = posterior_variances(z, precision)
+    return _eager_picks(z, precision_inverse(precision), posterior_variances(z, precision), weight, available,
+                        batch_size, criterion)
+
+
+def _eager_picks(z: Array, V_inv: Array, s: Array, weight: Array, available: Array, batch_size: int,
+                 criterion: str) -> Array:
+    """The eager greedy from ``V^{-1}`` and the scores ``s_i = z_i' V^{-1} z_i`` (one pool pass per pick)."""
 
     def body(t, state):
         V_inv, s, available, picks = state
@@ -86,67 +92,77 @@ def greedy_rank_one_batch(z: Array, precision: Array, weight: Array, available: 
     return jax.lax.fori_loop(0, batch_size, body, init)[3]
 
 
+def candidate_greedy(z: Array, V_inv: Array, s: Array, weight: Array, available: Array, batch_size: int,
+                     criterion: str, candidates: int) -> tuple[Array, Array]:
+    """The greedy on the ``candidates`` best rows only: ``(picks, exact)``.
+
+    ``s`` holds the initial scores ``z_i' V^{-1} z_i`` of every row. The
+    ``M = candidates`` rows of largest initial key (``s_i``, or ``w_i s_i`` for
+    ``"d"``) are kept with their rows; every pick is the best candidate, followed
+    by the Sherman-Morrison update of ``V^{-1}`` and of the candidates' scores
+    (``O(M d)``, the pool is not read again). Since updates only lower the
+    keys, the ``(M+1)``-th initial key bounds every row outside the set; while
+    the pick's key is at least that bound it is the eager greedy's pick.
+    ``exact`` is False when some pick fell below the bound (or the candidates
+    ran out before the available rows did): the picks may then differ from the
+    eager greedy's.
+    """
+    n, d = z.shape
+    M = max(1, min(candidates, n))
+    key_weight = weight if criterion == "d" else jnp.ones_like(weight)
+    key = jnp.where(available, key_weight * s, -jnp.inf)
+    if M < n:
+        values, idx = jax.lax.top_k(key, M + 1)
+        bound, idx, values = values[M], idx[:M], values[:M]
+    else:
+        idx, bound = jnp.arange(n, dtype=jnp.int32), jnp.asarray(-jnp.inf, z.dtype)
+        values = key
+    zS, sS, kS, wS = z[idx], s[idx], key_weight[idx], weight[idx]
+
+    def body(t, state):
+        V_inv, sS, open_, picks, exact = state
+        score = jnp.where(open_, kS * sS, -jnp.inf)
+        j = jnp.argmax(score)
+        ok = jnp.isfinite(score[j])
+        exact = exact & ((score[j] >= bound) | ~jnp.isfinite(bound))
+        u = V_inv @ zS[j]
+        factor = jnp.where(ok, wS[j] / (1.0 + wS[j] * (zS[j] @ u)), 0.0)
+        V_inv = V_inv - factor * jnp.outer(u, u)
+        zu = zS @ u
+        sS = sS - factor * zu * zu
+        picks = picks.at[t].set(jnp.where(ok, idx[j], -1).astype(jnp.int32))
+        return V_inv, sS, open_.at[j].set(False), picks, exact
+
+    init = (V_inv, sS, jnp.isfinite(values), jnp.full((batch_size,), -1, jnp.int32), jnp.bool_(True))
+    _, _, _, picks, exact = jax.lax.fori_loop(0, batch_size, body, init)
+    return picks, exact
+
+
 @partial(jax.jit, static_argnames=("batch_size", "criterion", "candidates"))
 def lazy_greedy_rank_one_batch(z: Array, precision: Array, weight: Array, available: Array, batch_size: int,
-                               criterion: str = "apo", candidates: int = 8192) -> Array:
-    """The batch of :func:`greedy_rank_one_batch` with eager updates on a candidate set only.
+                               criterion: str = "apo", candidates: int = 4096) -> Array:
+    """The batch of :func:`greedy_rank_one_batch`, reading the pool once.
 
     Adding ``w z z'`` to ``V`` can only lower every score (``s_i`` or
     ``w_i s_i``), so a score computed earlier bounds the current one from
     above (the observation behind lazy greedy, Minoux 1978). After one
-    ``O(N d^2)`` pass for the initial scores (a GEMM), the ``M = candidates``
-    best items are kept with their rows and exact scores, updated after every
-    pick by Sherman-Morrison (``O(M d)``); everything outside is bounded by
-    the ``(M+1)``-th initial score. While the best candidate's current score is
-    at least that bound, it is the exact greedy pick. When it is not, the
-    scores of the whole pool are brought up to date in one pass,
-    ``s_i - sum_t f_t (z_i' u_t)^2`` (a ``(N, d) x (d, B)`` GEMM over the picks
-    so far), and the candidate set is rebuilt. The picks equal the eager
-    ones (tested, including ``M = 1``, which rebuilds at every pick); the pool
-    is read about once instead of ``B`` times.
+    ``O(N d^2)`` pass for the initial scores (the floor of any exact greedy;
+    ``||R z_i||^2`` with the triangular ``R = L^{-1}``,
+    :func:`alband.design._linalg.triangular_leverages`, two thirds of the
+    multiply-adds of ``z_i' V^{-1} z_i`` at ``d = 384``), the batch is picked among the ``candidates`` best rows alone
+    (:func:`candidate_greedy`, ``O(M d)`` per pick); when a pick falls below
+    the bound that every other row's initial score gives (rare: the candidates
+    hold the batch many times over), the batch is recomputed by the eager greedy
+    from the same first pass (one ``O(N d)`` pass per pick). Either way the
+    picks are the eager greedy's (tested, including ``candidates = 1``, where
+    the bound fails at once). The whole batch is one jitted program with no
+    Python loop over pool rows.
     """
-    n, d = z.shape
-    M = max(1, min(candidates, n))
-    V_inv = precision_inverse(precision)
-    h0 = leverages(z, V_inv)
-    w = weight if criterion == "d" else jnp.ones_like(weight)
-
-    def build(s_all, available):
-        key = jnp.where(available, w * s_all, -jnp.inf)
-        if M < n:
-            vals, idx = jax.lax.top_k(key, M + 1)
-            bound, idx = vals[M], idx[:M]
-        else:
-            idx, bound = jnp.arange(n, dtype=jnp.int32), jnp.asarray(-jnp.inf, z.dtype)
-        return idx, z[idx], s_all[idx], bound
-
-    def body(t, state):
-        V_inv, U, F, available, idx, zS, sS, bound, picks = state
-
-        def rebuild(_):
-            P = z @ U.T  # (n, B); rows of U not yet used are zero
-            return build(h0 - (P * P) @ F, available)
-
-        best = jnp.max(jnp.where(available[idx], w[idx] * sS, -jnp.inf))
-        idx, zS, sS, bound = jax.lax.cond(best < bound, rebuild, lambda _: (idx, zS, sS, bound), None)
-        score = jnp.where(available[idx], w[idx] * sS, -jnp.inf)
-        j = jnp.argmax(score)
-        i = idx[j]
-        ok = jnp.isfinite(score[j])
-        u = V_inv @ z[i]
-        factor = jnp.where(ok, weight[i] / (1.0 + weight[i] * (z[i] @ u)), 0.0)
-        V_inv = V_inv - factor * jnp.outer(u, u)
-        zu = zS @ u
-        sS = sS - factor * zu * zu
-        U, F = U.at[t].set(u), F.at[t].set(factor)
-        picks = picks.at[t].set(jnp.where(ok, i, -1).astype(jnp.int32))
-        available = available.at[i].set(available[i] & ~ok)
-        return V_inv, U, F, available, idx, zS, sS, bound, picks
-
-    idx, zS, sS, bound = build(h0, available)
-    init = (V_inv, jnp.zeros((batch_size, d), z.dtype), jnp.zeros((batch_size,), z.dtype), available,
-            idx, zS, sS, bound, jnp.full((batch_size,), -1, jnp.int32))
-    return jax.lax.fori_loop(0, batch_size, body, init)[8]
+    R, V_inv = precision_factor_inverse(precision)
+    s = triangular_leverages(z, R)
+    picks, exact = candidate_greedy(z, V_inv, s, weight, available, batch_size, criterion, candidates)
+    return jax.lax.cond(exact, lambda: picks,
+                        lambda: _eager_picks(z, V_inv, s, weight, available, batch_size, criterion))
 
 
 def apo_batch(z: Array, precision: Array, p_first: Array, queried: Array, batch_size: int) -> Array:

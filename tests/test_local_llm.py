@@ -286,10 +286,14 @@ def test_alband_llm_serve_prints_a_working_base_url_and_stops_on_sigterm():
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
-        lines = [serve.stdout.readline() for _ in range(3)]
+        lines = []
+        while not lines or not lines[-1].startswith("output_usd_per_mtok"):  # the table's last line
+            line = serve.stdout.readline()
+            assert line, f"alband llm serve ended early: {''.join(lines)}"
+            lines.append(line)
         base_url = next(line.split()[1] for line in lines if line.startswith("base_url: "))
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        table = "".join(serve.stdout.readline() for _ in range(9))
+        table = "".join(lines[lines.index(next(x for x in lines if x.startswith("[annotators."))):])
         assert f'base_url = "{base_url}"' in table and 'kind = "openai"' in table
         with urllib.request.urlopen(f"{base_url}/models", timeout=10) as response:
             assert [entry["id"] for entry in json.loads(response.read())["data"]] == ["smollm2"]

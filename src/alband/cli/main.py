@@ -115,14 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub) -> None:
-    """The commands whose options live with them: ``simulate``, ``bench ...``, ``route replay``."""
-    from alband.cli import bench, export, listing, route, simulate
+    """The commands whose options live with them: ``simulate``, ``bench ...``, ``route replay``, ``llm ...``."""
+    from alband.cli import bench, export, listing, llm, route, simulate
 
     listing.register(sub)
     simulate.register(sub)
     bench.register(sub)
     route.register(sub)
     export.register(sub)
+    llm.register(sub)
     from alband.sweep.cli import register as register_sweep
 
     register_sweep(sub)

@@ -555,6 +555,26 @@ class SelectorConfig:
     max_chars: int = 400
 
 
+def _check_llm_call(table: dict, source: str, section: str, what: str) -> str:
+    """The keys every LLM-call table ([selector], [generator]) shares: kind, provider, model, prices; the provider."""
+    if table.get("kind", "llm") != "llm":
+        raise AlbandError(f"{_where(source, section, 'kind')} must be 'llm', got {table['kind']!r}")
+    provider = table.get("provider", "openai")
+    if provider not in ("openai", "anthropic"):
+        raise AlbandError(f"{_where(source, section, 'provider')} must be 'openai' or 'anthropic', got {provider!r}")
+    if "model" not in table:
+        raise AlbandError(f"{_where(source, section, 'model')} is required (the {what} model)")
+    if provider == "anthropic":
+        for key in ("json_mode", "max_tokens_param"):
+            if key in table:
+                raise AlbandError(f"{_where(source, section, key)} is an OpenAI setting (provider = 'anthropic')")
+    for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+        if key in table and not (math.isfinite(table[key]) and table[key] >= 0):
+            raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
+                              f"got {table[key]!r}")
+    return provider
+
+
 def _selector(table: dict, loop: LoopConfig, policy_name: str, policy_params: dict, source: str,
               base_dir: Path | None) -> SelectorConfig:
     """``[selector]`` (see the module docstring), every value checked before any data loads."""
@@ -564,21 +584,7 @@ def _selector(table: dict, loop: LoopConfig, policy_name: str, policy_params: di
 
     section = "selector"
     _take(table, _SELECTOR_LLM_KEYS, source, section)
-    if table.get("kind", "llm") != "llm":
-        raise AlbandError(f"{_where(source, section, 'kind')} must be 'llm', got {table['kind']!r}")
-    provider = table.get("provider", "openai")
-    if provider not in ("openai", "anthropic"):
-        raise AlbandError(f"{_where(source, section, 'provider')} must be 'openai' or 'anthropic', got {provider!r}")
-    if "model" not in table:
-        raise AlbandError(f"{_where(source, section, 'model')} is required (the selecting model)")
-    if provider == "anthropic":
-        for key in ("json_mode", "max_tokens_param"):
-            if key in table:
-                raise AlbandError(f"{_where(source, section, key)} is an OpenAI setting (provider = 'anthropic')")
-    for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
-        if key in table and not (math.isfinite(table[key]) and table[key] >= 0):
-            raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
-                              f"got {table[key]!r}")
+    provider = _check_llm_call(table, source, section, "selecting")
     mode = table.get("mode", "cold_start")
     if mode not in SELECTION_MODES:
         raise AlbandError(f"{_where(source, section, 'mode')} must be one of {', '.join(SELECTION_MODES)}, "
@@ -661,21 +667,7 @@ def _generator(table: dict, annotators: dict, stopping: "StoppingConfig | None",
     """``[generator]`` (see the module docstring), every value checked before any data loads."""
     section = "generator"
     _take(table, _GENERATOR_KEYS, source, section)
-    if table.get("kind", "llm") != "llm":
-        raise AlbandError(f"{_where(source, section, 'kind')} must be 'llm', got {table['kind']!r}")
-    provider = table.get("provider", "openai")
-    if provider not in ("openai", "anthropic"):
-        raise AlbandError(f"{_where(source, section, 'provider')} must be 'openai' or 'anthropic', got {provider!r}")
-    if "model" not in table:
-        raise AlbandError(f"{_where(source, section, 'model')} is required (the generating model)")
-    if provider == "anthropic":
-        for key in ("json_mode", "max_tokens_param"):
-            if key in table:
-                raise AlbandError(f"{_where(source, section, key)} is an OpenAI setting (provider = 'anthropic')")
-    for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
-        if key in table and not (math.isfinite(table[key]) and table[key] >= 0):
-            raise AlbandError(f"{_where(source, section, key)} must be a finite number of dollars >= 0, "
-                              f"got {table[key]!r}")
+    provider = _check_llm_call(table, source, section, "generating")
     for key, minimum in (("items_per_round", 1), ("k_samples", 0), ("start_round", 1), ("every", 1),
                          ("validation_rows", 0), ("n_examples", 0), ("max_chars", 1), ("max_tokens", 1)):
         if key in table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -105,7 +106,7 @@ def test_a_failed_request_is_released_and_stops_the_run(tmp_path):
     settings = LoopSettings(LEARNER, make_policy("random"), 4, 3, 2, seed=0, budget_usd=1.0)
     from alband.rounds import initial_indices
 
-    bad = int(initial_indices(run_keys(0).init, task.n_items, 4)[2])
+    bad = int(initial_indices(run_keys(0).init, jnp.asarray(task.x), 4)[2])
     with Ledger.open(tmp_path / "l.sqlite", create=True) as ledger:
         with pytest.raises(AnnotatorError):
             list(live_rounds(settings, task, _Flaky(bad), ledger))

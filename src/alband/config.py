@@ -13,7 +13,7 @@ Schema (every key is documented in README, "Config reference")::
     [policy]      name = "entropy" (alband policies), or a plug-in: "package.module:function"
                   or an entry point of group alband.policies (alband.plugins), plus the
                   policy's hyper-parameters (checked by its factory)
-    [loop]        batch_size, rounds, initial_labels, seed, annotator
+    [loop]        batch_size, rounds, initial_labels, seed, annotator, initial = "random" | "kmeans"
     [budget]      usd = 5.0
     [annotators.NAME]  kind = "simulated" | ..., prices and noise
     [stopping]    rule = "stabilizing_predictions", the rule's parameters (optional section;
@@ -149,6 +149,7 @@ class LoopConfig:
     initial_labels: int = 10
     seed: int = 0
     annotator: str = ""
+    initial: str = "random"  # the seed set: "random" or "kmeans" (alband.cold_start)
 
 
 @dataclass(frozen=True)
@@ -278,9 +279,14 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
 
     loop = LoopConfig(**_take(
         raw["loop"],
-        {"batch_size": int, "rounds": int, "initial_labels": int, "seed": int, "annotator": str},
+        {"batch_size": int, "rounds": int, "initial_labels": int, "seed": int, "annotator": str, "initial": str},
         source, "loop",
     ))
+    from alband.cold_start import SEED_SET_METHODS  # imports jax: only once a config is read
+
+    if loop.initial not in SEED_SET_METHODS:
+        raise AlbandError(f"{_where(source, 'loop', 'initial')} must be one of {', '.join(SEED_SET_METHODS)}, "
+                          f"got {loop.initial!r}")
     _positive_int(loop.batch_size, source, "loop", "batch_size")
     _positive_int(loop.rounds, source, "loop", "rounds", minimum=0)
     _positive_int(loop.initial_labels, source, "loop", "initial_labels")
@@ -320,7 +326,7 @@ def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None =
             f"{_where(source, 'loop', 'annotator')}: '{annotator}' is not defined under [annotators] "
             f"(defined: {', '.join(annotators)})"
         )
-    loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator)
+    loop = LoopConfig(loop.batch_size, loop.rounds, loop.initial_labels, loop.seed, annotator, loop.initial)
     base_dir = base_dir or Path.cwd()
 
     stopping = _stopping(raw["stopping"], source) if "stopping" in raw else None

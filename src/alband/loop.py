@@ -193,6 +193,7 @@ class LoopSettings:
     budget_usd: float
     stopping: StoppingRule | None = None
     stop_set_size: int = 500
+    initial: str = "random"  # how round 0's seed set is drawn: "random" | "kmeans" (alband.cold_start)
 
 
 @dataclass(frozen=True)
@@ -637,7 +638,7 @@ def live_rounds(
                             max(1, settings.n_initial + settings.batch_size * (round_index - 1)), probs)
         return selector.choose(round_index, ctx, selection_key(keys, round_index), size, ledger, guard)
 
-    initial = initial_indices(keys.init, n_items, settings.n_initial)
+    initial = initial_indices(keys.init, x, settings.n_initial, settings.initial)
     if selector is not None and selector.wants(0):
         initial = jnp.asarray(select(0, settings.learner.init(n_features), None, settings.n_initial), jnp.int32)
     bought_round = buy(0, initial)

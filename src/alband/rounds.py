@@ -30,7 +30,7 @@ A round ``r >= 1`` is::
   accuracy, stop-set predictions, Cohen's kappa, change rate and confidence:
   :mod:`alband.stopping.signals`).
 
-Round 0 buys a uniformly random seed set (:func:`initial_indices`) and calls
+Round 0 buys a seed set (:func:`initial_indices`: uniformly random, or one item per k-means cluster) and calls
 :func:`first_fit` (fit from ``learner.init``, the policy's ``init``, signals).
 
 The seam between ``before_buy`` and the purchase is where a selector outside
@@ -68,6 +68,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from alband.cold_start import seed_set
 from alband.models.base import Learner, accuracy, linear_head
 from alband.policies.base import PolicyState, QueryPolicy, RoundContext
 from alband.pool import LabelState
@@ -95,10 +96,11 @@ def query_key(keys: RunKeys, round_index: int | Array) -> Array:
     return jax.random.fold_in(keys.query, round_index)
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def initial_indices(key: Array, n_items: int, n_initial: int) -> Array:
-    """``n_initial`` distinct pool indices drawn uniformly at random."""
-    return jax.lax.top_k(jax.random.uniform(key, (n_items,)), n_initial)[1].astype(jnp.int32)
+@partial(jax.jit, static_argnums=(2, 3))
+def initial_indices(key: Array, x: Array, n_initial: int, method: str = "random") -> Array:
+    """Round 0's ``n_initial`` distinct pool indices: uniformly random, or one per k-means cluster
+    (:func:`alband.cold_start.seed_set`)."""
+    return seed_set(key, x, n_initial, method)
 
 
 class RoundSpec(NamedTuple):

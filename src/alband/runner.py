@@ -301,6 +301,7 @@ def loop_settings(config: RunConfig, task: Task) -> LoopSettings:
         budget_usd=config.budget_usd,
         stopping=None if config.stopping is None else make_rule(config.stopping.rule, **config.stopping.params),
         stop_set_size=500 if config.stopping is None else config.stopping.stop_set_size,
+        initial=config.loop.initial,
     )
 
 

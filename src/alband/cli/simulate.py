@@ -34,7 +34,7 @@ PROGRESS_CHUNKS = 20
 
 def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float = 0.1,
                     n_future: float = 10_000.0, vmap_width: int = 1, progress: bool | None = None,
-                    cost_models: Sequence[tuple[float, float]] = ()) -> dict[str, Any]:
+                    cost_models: Sequence[tuple[float, float]] = (), selections=None) -> dict[str, Any]:
     """Simulate ``config`` (a :class:`~alband.config.RunConfig`) for ``seeds`` seeds and evaluate every rule.
 
     Without ``[routing]`` the ``[loop] annotator`` labels every item; with it,
@@ -59,26 +59,43 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
     ``per_cost_model``, in the given order. ``per_seed_labels_per_arm`` counts,
     per seed, the labels bought from each annotator (arm order of
     ``annotators``; audits included).
+
+    ``selections``: a run's ledger (or run folder) or a selection cache file
+    (:func:`alband.selection.replay.load_selections`) whose recorded LLM
+    selections are replayed: each seed's recorded rounds buy the recorded
+    items, its other rounds run the config's policy (``selection_replayed``
+    in the result says which, per seed). With it, a ``[selector]`` section is
+    allowed: it is what was recorded, never called.
     """
     import jax
     import jax.numpy as jnp
 
     from alband.cpu_threads import one_blas_thread
     from alband.jax_cache import enable_compilation_cache
-    from alband.runner import hold_out_validation, load_task, loop_settings, simulated_annotator_model
-    from alband.simulate import EpisodeConfig, episode_history, simulate_many, stack_annotators
-    from alband.stopping.outcome_statistics import ordered_outcomes, summarize
+    from alband.runner import (
+        hold_out_validation,
+        load_task,
+        loop_settings,
+        simulated_annotator_model,
+    )
+    from alband.simulate import (
+        EpisodeConfig,
+        episode_history,
+        simulate_many,
+        stack_annotators,
+    )
     from alband.stopping import CostModel, default_rules, make_rule
+    from alband.stopping.outcome_statistics import ordered_outcomes, summarize
 
     if seeds < 1:
         raise AlbandError("simulate: --seeds must be >= 1")
     if config.generator is not None:
         raise AlbandError(f"{config.source}: [generator]: an LLM's generated items cannot be simulated; run it "
                           "live (alband run), or remove [generator] to simulate the rest of the config")
-    if config.selector is not None:
+    if config.selector is not None and selections is None:
         raise AlbandError(f"{config.source}: [selector]: an LLM's selections cannot be simulated, only replayed "
                           "from a run's records (alband.selection.replay.selected_indices, simulate(..., selection)); "
-                          "remove [selector] to simulate the policy alone")
+                          "(alband simulate --selections LEDGER_OR_CACHE); remove [selector] to simulate the policy alone")
     enable_compilation_cache()
     if not (cost_per_error >= 0 and n_future >= 0 and np.isfinite(cost_per_error) and np.isfinite(n_future)):
         raise AlbandError("simulate: --cost-per-error and --n-future must be finite numbers >= 0")
@@ -119,12 +136,30 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
                   "auditor": -1 if routing.auditor is None else routing.arm(routing.auditor),
                   "label_weight": routing.label_weight}
     episode = EpisodeConfig(settings.learner, settings.policy, settings.n_initial, settings.batch_size,
-                            settings.n_rounds, stop_set_size=settings.stop_set_size, **routed)
+                            settings.n_rounds, stop_set_size=settings.stop_set_size, initial=settings.initial, **routed)
     seed_array = jnp.arange(config.loop.seed, config.loop.seed + seeds, dtype=jnp.uint32)
+    replayed = None
+    if selections is None:
+        def chosen(chunk):
+            return None
+    else:
+        from alband.selection.replay import load_selections, stacked_selected_indices
+
+        records = load_selections(selections)
+        ids = [str(i) for i in task.ids]
+
+        def chosen(chunk):
+            return stacked_selected_indices(records, np.asarray(chunk).tolist(), ids, n_initial=settings.n_initial,
+                                            batch_size=settings.batch_size, n_rounds=settings.n_rounds)
+        every = chosen(seed_array)
+        replayed = {"source": str(selections),
+                    "initial": np.asarray(every.use_initial).tolist(),
+                    "rounds": np.asarray(every.use).tolist()}
     with one_blas_thread():  # the LAPACK calls of the episodes beside XLA's threads (alband.cpu_threads)
         trace, compile_seconds, seconds = run_in_chunks(
-            lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width).compile(),
-            lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk),
+            lambda chunk: simulate_many.lower(episode, data, model, config.budget_usd, chunk, vmap_width,
+                                              chosen(chunk)).compile(),
+            lambda compiled, chunk: compiled(data, model, config.budget_usd, chunk, chosen(chunk)),
             seed_array, multiple=max(1, vmap_width), progress=progress, what=f"simulate {config.source}")
     rules = default_rules(cost_per_error, n_future, max_labels_=float(episode.capacity))
     if config.stopping is not None:
@@ -149,6 +184,8 @@ def simulate_config(config, *, seeds: int = DEFAULT_SEEDS, cost_per_error: float
         "cost_model": {"cost_per_error_usd": cost_per_error, "n_future": n_future,
                        "total_cost": "(1 - test accuracy) * n_future * cost_per_error + dollars spent"},
         "validation_rows": 0 if validation is None else int(len(validation[1])),
+        # per seed: whether round 0 and each later round bought a recorded selection (--selections)
+        "selection_replayed": replayed,
         "compile_seconds": compile_seconds,
         "simulate_seconds": seconds,
         "rules": rows,
@@ -263,11 +300,15 @@ def simulate_main(argv: list[str]) -> int:
     p.add_argument("--vmap-width", type=int, default=1, help="seeds vmapped together inside the map (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object (with per-seed values)")
     p.add_argument("--quiet", action="store_true", help="no 'compiling ...' line and no progress bar")
+    p.add_argument("--selections", metavar="LEDGER_OR_CACHE",
+                   help="replay the LLM selections recorded in a run's ledger.sqlite (or run folder) or a "
+                        "selection cache file (.jsonl); rounds without a record run the policy")
     args = p.parse_args(argv)
     if args.vmap_width < 1:
         raise AlbandError("alband simulate: --vmap-width must be >= 1")
     result = simulate_config(load_config(args.config), seeds=args.seeds, cost_per_error=args.cost_per_error,
-                             n_future=args.n_future, vmap_width=args.vmap_width, progress=not args.quiet)
+                             n_future=args.n_future, vmap_width=args.vmap_width, progress=not args.quiet,
+                             selections=args.selections)
     print(json.dumps(result, indent=2, default=float) if args.json else format_rules_table(result))
     return 0
 

@@ -9,7 +9,7 @@ Three ways to draw them (``[selector] shortlist``):
   ``n`` most uncertain items;
 * ``"kmeans"``: SelectLLM (arXiv 2401.16553) clusters the unlabelled pool into
   ``n`` groups and shows one item per cluster: Lloyd's algorithm from ``n``
-  random unqueried items (``KMEANS_ITERATIONS`` steps on the unqueried rows; distances as
+  random unqueried items (:data:`alband.cold_start.KMEANS_ITERATIONS` steps on the unqueried rows; distances as
   ``|x|^2 - 2 x c' + |c|^2``, an (N, n) array: 0.49 s for 200 clusters of 10,000 x 384 on two
   shared CPU cores, median of 3),
   then for each centroid the nearest unqueried item not already taken.
@@ -23,18 +23,15 @@ run shows the same candidates in the same order.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from alband.cold_start import kmeans_representatives, uniform_candidates
 from alband.errors import AlbandError
 from alband.policies.base import QueryPolicy, RoundContext
 from alband.rounds import RunKeys
 
 SELECTION_STREAM = 0x5E1EC7
-KMEANS_ITERATIONS = 10
 BUILT_IN_SHORTLISTS = ("uniform", "kmeans")
 
 
@@ -43,43 +40,9 @@ def selection_key(keys: RunKeys, round_index: int) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(keys.query, round_index), SELECTION_STREAM)
 
 
-@partial(jax.jit, static_argnums=2)
-def uniform_candidates(key: jax.Array, queried: jax.Array, n: int) -> jax.Array:
-    """``n`` distinct unqueried indices drawn uniformly (queried ones only when fewer than ``n`` remain)."""
-    score = jnp.where(queried, -1.0, jax.random.uniform(key, queried.shape))
-    return jax.lax.top_k(score, n)[1].astype(jnp.int32)
-
-
-@partial(jax.jit, static_argnums=3)
 def kmeans_candidates(key: jax.Array, x: jax.Array, queried: jax.Array, n: int) -> jax.Array:
-    """One unqueried item per k-means cluster, ``n`` clusters (module docstring)."""
-    free = ~queried
-    start = uniform_candidates(key, queried, n)
-    centroids = x[start]
-    x_norm = jnp.sum(x * x, axis=1)
-
-    def squared_distance(centroids):  # (N, n) = |x|^2 - 2 x c' + |c|^2, never an (N, n, d) array
-        return x_norm[:, None] - 2.0 * x @ centroids.T + jnp.sum(centroids * centroids, axis=1)[None, :]
-
-    def step(centroids, _):
-        distance = squared_distance(centroids)
-        nearest = jnp.argmin(distance, axis=1)
-        member = jax.nn.one_hot(nearest, n, dtype=x.dtype) * free[:, None]
-        counts = member.sum(axis=0)
-        means = (member.T @ x) / jnp.maximum(counts, 1.0)[:, None]
-        return jnp.where(counts[:, None] > 0, means, centroids), None
-
-    centroids, _ = jax.lax.scan(step, centroids, None, length=KMEANS_ITERATIONS)
-    distance = squared_distance(centroids)
-    distance = jnp.where(free[:, None], distance, jnp.inf)
-
-    def pick(taken, column):
-        d = jnp.where(taken, jnp.inf, column)
-        i = jnp.argmin(d)
-        return taken.at[i].set(True), i.astype(jnp.int32)
-
-    _, chosen = jax.lax.scan(pick, queried, distance.T)
-    return chosen
+    """One unqueried item per k-means cluster, ``n`` clusters (:func:`alband.cold_start.kmeans_representatives`)."""
+    return kmeans_representatives(key, x, queried, n)
 
 
 def draw_candidates(shortlist: str | QueryPolicy, ctx: RoundContext, key: jax.Array, n: int) -> np.ndarray:

@@ -136,3 +136,24 @@ def selected_indices(records: Sequence[RecordedSelection], seed: int, ids: Seque
         else:
             query[record.round - 1], use[record.round - 1] = rows, True
     return SelectedIndices(jnp.asarray(initial), jnp.bool_(use_initial), jnp.asarray(query), jnp.asarray(use))
+
+
+def load_selections(path: str | Path) -> list[RecordedSelection]:
+    """The recorded selections of a run's ledger (``ledger.sqlite``, or its run folder) or of a cache file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "ledger.sqlite"
+    if not path.is_file():
+        raise AlbandError(f"{path}: no such ledger or selection cache")
+    if path.suffix in (".sqlite", ".db"):
+        with Ledger.open(path, create=False, read_only=True) as ledger:
+            return recorded_selections(ledger)
+    return read_cache(path)
+
+
+def stacked_selected_indices(records: Sequence[RecordedSelection], seeds: Sequence[int], ids: Sequence[str], *,
+                             n_initial: int, batch_size: int, n_rounds: int) -> SelectedIndices:
+    """:func:`selected_indices` of every seed in ``seeds``, stacked on a leading axis (``simulate_many``)."""
+    per_seed = [selected_indices(records, int(seed), ids, n_initial=n_initial, batch_size=batch_size,
+                                 n_rounds=n_rounds) for seed in seeds]
+    return SelectedIndices(*(jnp.stack(leaves) for leaves in zip(*per_seed)))

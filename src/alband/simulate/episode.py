@@ -127,6 +127,7 @@ class EpisodeConfig(NamedTuple):
     router: Router | None = None
     auditor: int = -1  # with a router: the auditor arm (audited setting), or -1 (free feedback against gold)
     label_weight: str = "configured"  # with a router: "none" | "configured" | "audited" (alband.routing.label_weights)
+    initial: str = "random"  # how round 0's seed set is drawn: "random" | "kmeans" (alband.cold_start)
 
     @property
     def capacity(self) -> int:
@@ -299,7 +300,7 @@ def simulate(
     pool = Pool(data.x, policy_cost, data.aux)
     evaluation = Evaluation(data.x_test, data.y_test, x_stop, data.x_val, data.y_val)
     state = empty_label_state(n_items, config.capacity)
-    initial = initial_indices(keys.init, n_items, config.n_initial)
+    initial = initial_indices(keys.init, data.x, config.n_initial, config.initial)
     if selection is not None:
         initial = jnp.where(selection.use_initial, jnp.asarray(selection.initial, jnp.int32), initial)
     state, router_state, _, initial_accepted, exhausted, initial_arm = purchase(
@@ -406,8 +407,13 @@ def simulate_many(
     budget_usd: Array | float,
     seeds: Array,
     vmap_width: int = 1,
+    selection: SelectedIndices | None = None,
 ) -> EpisodeTrace:
     """:func:`simulate` for every integer seed in one compiled call; leading axis = seed.
+
+    ``selection`` (optional): one :class:`SelectedIndices` per seed stacked on
+    a leading axis (``seeds`` order): recorded selections replayed seed by seed
+    (:func:`alband.selection.replay.stacked_selected_indices`).
 
     Seeds are mapped with ``lax.map`` in vmapped groups of ``vmap_width``
     (module docstring: 1 is fastest on CPU and gives :func:`simulate`'s
@@ -418,8 +424,11 @@ def simulate_many(
     working set plus the traces.
     """
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
-    return jax.lax.map(lambda k: simulate(config, data, annotator, budget_usd, k), keys,
-                       batch_size=None if vmap_width <= 1 else int(vmap_width))
+    batch_size = None if vmap_width <= 1 else int(vmap_width)
+    if selection is None:
+        return jax.lax.map(lambda k: simulate(config, data, annotator, budget_usd, k), keys, batch_size=batch_size)
+    return jax.lax.map(lambda ks: simulate(config, data, annotator, budget_usd, ks[0], ks[1]), (keys, selection),
+                       batch_size=batch_size)
 
 
 @partial(jax.jit, static_argnums=(0, 5))

@@ -23,6 +23,7 @@ from alband.local_llm import weights
 from fake_llm_server import write_film_reviews
 
 from helpers import cli_error_line
+from local_llm_fixtures import smollm2_or_skip, smollm2_server  # noqa: F401 - fixture
 
 AG_LABELS = ("World", "Sports", "Business", "Sci/Tech")
 
@@ -113,24 +114,6 @@ def test_serve_without_the_runtime_is_one_line_and_exit_2(monkeypatch, capsys):
 
 
 # --------------------------------------------------------------------------- real server
-def _smollm2_or_skip() -> Path:
-    problem = server_module.runtime_problem()
-    if problem:
-        pytest.skip(f"no local model runtime: {problem}")
-    try:
-        return weights.gguf_path("smollm2")
-    except AlbandError as err:
-        pytest.skip(str(err))
-
-
-@pytest.fixture(scope="module")
-def smollm2_server():
-    from alband.local_llm import LocalServer
-
-    with LocalServer(_smollm2_or_skip(), "smollm2", threads=1) as server:
-        yield server
-
-
 def _annotator(base_url: str, **options):
     from alband.annotators.openai_annotator import OpenAIAnnotator
     from alband.costs.prices import Price
@@ -228,7 +211,7 @@ output_usd_per_mtok = 4.0
 def test_a_server_that_cannot_load_its_model_is_one_error_with_its_log(tmp_path):
     from alband.local_llm import LocalServer
 
-    _smollm2_or_skip()
+    smollm2_or_skip()
     not_gguf = tmp_path / "broken.gguf"
     not_gguf.write_bytes(b"this is not a GGUF file")
     with pytest.raises(AlbandError, match=r"local server for 'broken' exited with code \d+ before it was ready: "):
@@ -244,7 +227,7 @@ def test_a_killed_parent_leaves_no_server_behind(tmp_path):
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the server dies with its parent through Linux's PR_SET_PDEATHSIG only")
-    path = _smollm2_or_skip()
+    path = smollm2_or_skip()
     script = ("import sys, time\nfrom alband.local_llm import LocalServer\n"
               f"server = LocalServer({str(path)!r}, 'smollm2').start()\n"
               "print(server.process.pid, flush=True)\ntime.sleep(600)\n")
@@ -280,7 +263,7 @@ def test_alband_llm_serve_prints_a_working_base_url_and_stops_on_sigterm():
     import sys
     import urllib.request
 
-    _smollm2_or_skip()
+    smollm2_or_skip()
     command = [sys.executable, "-c", "import sys; from alband.cli.main import main; sys.exit(main())",
                "llm", "serve", "--model", "smollm2", "--threads", "1"]
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

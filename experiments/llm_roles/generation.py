@@ -203,7 +203,7 @@ def read_run(target: Path) -> dict:
     dollars: dict[str, float] = {}
     seconds: dict[str, float] = {}
     labels = 0
-    synthetic = {"generated": 0, "accepted": 0, "rejected": {}}
+    synthetic = {"generated": 0, "accepted": 0, "rejected": {}, "accepted_items": []}
     for r in rows:
         kind = r["kind"]
         if kind == "synthetic":
@@ -211,6 +211,7 @@ def read_run(target: Path) -> dict:
             synthetic["generated"] += 1
             if extra.get("verdict") == "accepted":
                 synthetic["accepted"] += 1
+                synthetic["accepted_items"].append((extra.get("label_name"), r["raw"]))
             else:
                 reason = extra.get("reason") or "?"
                 synthetic["rejected"][reason] = synthetic["rejected"].get(reason, 0) + 1
@@ -234,6 +235,7 @@ def report(runs: Path = RUNS) -> str:
     lines = ["| dataset | seeds | accuracy off | accuracy on | on - off (95% t) | labels off / on | "
              "synthetic generated / accepted / trained on | rejected by reason | $ labels / $ LLM (on) | "
              "LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 11]
+    examples = ["", "Accepted items, the first 4 of each dataset's lowest seed (label: text, cut to 120 characters):", ""]
     for name in DATASETS:
         pairs = []
         for on in sorted(runs.glob(f"{name}-s*-on.tar.gz")):
@@ -257,6 +259,8 @@ def report(runs: Path = RUNS) -> str:
         usd_llm = np.mean([sum(v for k, v in p[1]["dollars"].items() if k != "label") for p in pairs])
         llm_s = np.mean([sum(p[1]["llm_s"].get(k, 0.0) for k in ("generation", "consistency", "verification"))
                          for p in pairs])
+        for label, text in pairs[0][1]["synthetic"]["accepted_items"][:4]:
+            examples.append(f"- {name}, {label}: {' '.join(text.split())[:120]}")
         lines.append(
             f"| {name} | {len(pairs)} | {m_off.estimate:.3f} | {m_on.estimate:.3f} | {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] "
             f"| {np.mean([p[0]['labels'] for p in pairs]):.1f} / {np.mean([p[1]['labels'] for p in pairs]):.1f} "
@@ -264,7 +268,7 @@ def report(runs: Path = RUNS) -> str:
             + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none")
             + f" | {usd_label:.4f} / {usd_llm:.5f} | {llm_s:.0f} | "
             f"{np.mean([p[0]['wall_s'] for p in pairs]):.0f} / {np.mean([p[1]['wall_s'] for p in pairs]):.0f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + examples)
 
 
 def main(argv: list[str] | None = None) -> int:

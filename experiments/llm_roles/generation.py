@@ -191,7 +191,7 @@ def record(seeds: list[int], datasets: list[str], threads: int, scratch: Path, n
 
 # ---------------------------------------------------------------------------------------------- report
 def read_run(target: Path) -> dict:
-    """What the table needs from one archived run folder (ledger and metrics only)."""
+    """What the table needs from one archived run folder (its ledger, metrics and synthetic embeddings)."""
     with tempfile.TemporaryDirectory() as tmp, tarfile.open(target) as tar:
         tar.extractall(tmp, filter="data")
         run = next(Path(tmp).iterdir())
@@ -200,6 +200,7 @@ def read_run(target: Path) -> dict:
         with sqlite3.connect(f"file:{run / 'ledger.sqlite'}?mode=ro", uri=True) as db:
             db.row_factory = sqlite3.Row
             rows = [dict(r) for r in db.execute("SELECT * FROM annotations ORDER BY id")]
+        embeddings = {f.relative_to(run).as_posix(): np.load(f) for f in run.glob("synthetic/*.npy")}
     dollars: dict[str, float] = {}
     seconds: dict[str, float] = {}
     labels = 0
@@ -211,7 +212,8 @@ def read_run(target: Path) -> dict:
             synthetic["generated"] += 1
             if extra.get("verdict") == "accepted":
                 synthetic["accepted"] += 1
-                synthetic["accepted_items"].append((extra.get("label_name"), r["raw"]))
+                file, j = extra["embedding"].split("#")
+                synthetic["accepted_items"].append((extra["label_name"], r["raw"], embeddings[file][int(j)]))
             else:
                 reason = extra.get("reason") or "?"
                 synthetic["rejected"][reason] = synthetic["rejected"].get(reason, 0) + 1
@@ -221,7 +223,7 @@ def read_run(target: Path) -> dict:
         dollars[kind] = dollars.get(kind, 0.0) + float(r["cost_usd"] or 0.0)
         if kind == "label":
             labels += 1
-        if kind != "label":  # an LLM call: reserved just before the request, settled just after the reply
+        else:  # an LLM call: reserved just before the request, settled just after the reply
             took = datetime.fromisoformat(r["settled_at"]) - datetime.fromisoformat(r["created_at"])
             seconds[kind] = seconds.get(kind, 0.0) + took.total_seconds()
     return {"accuracy": float(metrics[-1]["test_accuracy"]), "labels": labels, "dollars": dollars,
@@ -229,12 +231,35 @@ def read_run(target: Path) -> dict:
             int(metrics[-1].get("synthetic", {}).get("n_synthetic", 0))}
 
 
+def neighbour_labels(name: str, vectors: np.ndarray, k: int = 10) -> list[str]:
+    """The majority label of each vector's ``k`` nearest rows (cosine) among all labelled rows of the shared dataset.
+
+    A proxy for an item's true label (none exists for a generated text): the
+    shared data's own MiniLM embeddings and gold labels, train and test.
+    """
+    x = np.load(SHARED / name / "emb_minilm.npy")
+    ids = (SHARED / name / "emb_minilm_ids.txt").read_text().split()
+    label_of = {}
+    for line in (SHARED / name / "data.jsonl").open():
+        row = json.loads(line)
+        label_of[row["id"]] = row["label_name"]
+    gold = np.asarray([label_of[i] for i in ids])
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    nearest = np.argsort(-(v @ x.T), axis=1)[:, :k]
+    out = []
+    for row in nearest:
+        values, counts = np.unique(gold[row], return_counts=True)
+        out.append(str(values[np.argmax(counts)]))
+    return out
+
+
 def report(runs: Path = RUNS) -> str:
     from alband.stats import mean_interval, paired_interval
 
     lines = ["| dataset | seeds | accuracy off | accuracy on | on - off (95% t) | labels off / on | "
              "synthetic generated / accepted / trained on | rejected by reason | $ labels / $ LLM (on) | "
-             "LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 11]
+             "accepted labels = 10-NN label | LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 12]
     examples = ["", "Accepted items, the first 4 of each dataset's lowest seed (label: text, cut to 120 characters):", ""]
     for name in DATASETS:
         pairs = []
@@ -255,18 +280,25 @@ def report(runs: Path = RUNS) -> str:
         for p in pairs:
             for k, v in p[1]["synthetic"]["rejected"].items():
                 reasons[k] = reasons.get(k, 0) + v
+        accepted_items = [item for p in pairs for item in p[1]["synthetic"]["accepted_items"]]
+        if accepted_items:
+            agree = np.mean([label == nn for (label, _, _), nn in zip(
+                accepted_items, neighbour_labels(name, np.stack([v for _, _, v in accepted_items])))])
+            agreement = f"{agree:.2f} of {len(accepted_items)}"
+        else:
+            agreement = "-"
         usd_label = np.mean([p[1]["dollars"].get("label", 0.0) for p in pairs])
         usd_llm = np.mean([sum(v for k, v in p[1]["dollars"].items() if k != "label") for p in pairs])
         llm_s = np.mean([sum(p[1]["llm_s"].get(k, 0.0) for k in ("generation", "consistency", "verification"))
                          for p in pairs])
-        for label, text in pairs[0][1]["synthetic"]["accepted_items"][:4]:
+        for label, text, _ in pairs[0][1]["synthetic"]["accepted_items"][:4]:
             examples.append(f"- {name}, {label}: {' '.join(text.split())[:120]}")
         lines.append(
             f"| {name} | {len(pairs)} | {m_off.estimate:.3f} | {m_on.estimate:.3f} | {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] "
             f"| {np.mean([p[0]['labels'] for p in pairs]):.1f} / {np.mean([p[1]['labels'] for p in pairs]):.1f} "
             f"| {gen} / {acc} / {trained} | "
             + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none")
-            + f" | {usd_label:.4f} / {usd_llm:.5f} | {llm_s:.0f} | "
+            + f" | {usd_label:.4f} / {usd_llm:.5f} | {agreement} | {llm_s:.0f} | "
             f"{np.mean([p[0]['wall_s'] for p in pairs]):.0f} / {np.mean([p[1]['wall_s'] for p in pairs]):.0f} |")
     return "\n".join(lines + examples)
 

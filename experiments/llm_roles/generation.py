@@ -64,6 +64,7 @@ ITEMS_PER_ROUND = 6
 K_SAMPLES = 1
 START_ROUND = 1
 EVERY = 4              # generating rounds 1, 5, 9
+NOVELTY_FLOOR = 0.05
 
 TASKS = {
     "ag_news": "Classify news articles by topic: World, Sports, Business or Sci/Tech.",
@@ -115,7 +116,7 @@ k_samples = {k}
 start_round = {start}
 every = {every}
 max_share = 0.25
-novelty_floor = 0.05
+novelty_floor = {novelty_floor}
 validation_rows = {validation}
 n_examples = {n_examples}
 task = "{task}"
@@ -146,7 +147,7 @@ def config_text(name: str, data: Path, seed: int, base_url: str, arm: str, n_exa
                          usd_per_label=USD_PER_LABEL, model=MODEL, base_url=base_url,
                          input_price=INPUT_USD_PER_MTOK, output_price=OUTPUT_USD_PER_MTOK, max_tokens=700,
                          items=ITEMS_PER_ROUND, k=K_SAMPLES, start=start, every=EVERY, validation=VALIDATION,
-                         n_examples=n_examples, task=TASKS[name])
+                         n_examples=n_examples, novelty_floor=NOVELTY_FLOOR, task=TASKS[name])
 
 
 def archive(run: Path, target: Path) -> None:
@@ -204,15 +205,18 @@ def read_run(target: Path) -> dict:
     dollars: dict[str, float] = {}
     seconds: dict[str, float] = {}
     labels = 0
-    synthetic = {"generated": 0, "accepted": 0, "rejected": {}, "accepted_items": []}
+    synthetic = {"generated": 0, "accepted": 0, "rejected": {}, "accepted_items": [], "conflicts": 0}
+    batches: dict[int, list] = {}
     for r in rows:
         kind = r["kind"]
         if kind == "synthetic":
             extra = json.loads(r["extra"] or "{}")
             synthetic["generated"] += 1
+            file, j = extra["embedding"].split("#")
+            batches.setdefault(r["round"], []).append((extra["label"], extra["verdict"], extra.get("reason"),
+                                                       embeddings[file][int(j)]))
             if extra.get("verdict") == "accepted":
                 synthetic["accepted"] += 1
-                file, j = extra["embedding"].split("#")
                 synthetic["accepted_items"].append((extra["label_name"], r["raw"], embeddings[file][int(j)]))
             else:
                 reason = extra.get("reason") or "?"
@@ -226,6 +230,13 @@ def read_run(target: Path) -> dict:
         else:  # an LLM call: reserved just before the request, settled just after the reply
             took = datetime.fromisoformat(r["settled_at"]) - datetime.fromisoformat(r["created_at"])
             seconds[kind] = seconds.get(kind, 0.0) + took.total_seconds()
+    for batch in batches.values():  # accepted items whose near-duplicate in the batch was given another label
+        for label, verdict, _, v in batch:
+            if verdict == "accepted" and any(
+                    reason == "duplicate" and other != label and 1.0 - float(v @ w) / float(np.linalg.norm(v) *
+                                                                                  np.linalg.norm(w)) < NOVELTY_FLOOR
+                    for other, _, reason, w in batch):
+                synthetic["conflicts"] += 1
     return {"accuracy": float(metrics[-1]["test_accuracy"]), "labels": labels, "dollars": dollars,
             "synthetic": synthetic, "wall_s": wall, "llm_s": seconds, "n_synthetic_trained":
             int(metrics[-1].get("synthetic", {}).get("n_synthetic", 0))}
@@ -258,8 +269,8 @@ def report(runs: Path = RUNS) -> str:
     from alband.stats import mean_interval, paired_interval
 
     lines = ["| dataset | seeds | accuracy off | accuracy on | on - off (95% t) | labels off / on | "
-             "synthetic generated / accepted / trained on | rejected by reason | $ labels / $ LLM (on) | "
-             "accepted labels = 10-NN label | LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 12]
+             "synthetic generated / accepted / trained on | rejected by reason | accepted with a relabelled duplicate | $ labels / $ LLM (on) | "
+             "accepted labels = 10-NN label | LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 13]
     examples = ["", "Accepted items, the first 4 of each dataset's lowest seed (label: text, cut to 120 characters):", ""]
     for name in DATASETS:
         pairs = []
@@ -298,7 +309,7 @@ def report(runs: Path = RUNS) -> str:
             f"| {np.mean([p[0]['labels'] for p in pairs]):.1f} / {np.mean([p[1]['labels'] for p in pairs]):.1f} "
             f"| {gen} / {acc} / {trained} | "
             + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none")
-            + f" | {usd_label:.4f} / {usd_llm:.5f} | {agreement} | {llm_s:.0f} | "
+            + f" | {sum(p[1]['synthetic']['conflicts'] for p in pairs)} | {usd_label:.4f} / {usd_llm:.5f} | {agreement} | {llm_s:.0f} | "
             f"{np.mean([p[0]['wall_s'] for p in pairs]):.0f} / {np.mean([p[1]['wall_s'] for p in pairs]):.0f} |")
     return "\n".join(lines + examples)
 

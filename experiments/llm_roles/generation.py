@@ -271,7 +271,8 @@ def report(runs: Path = RUNS) -> str:
     lines = ["| dataset | seeds | accuracy off | accuracy on | on - off (95% t) | labels off / on | "
              "synthetic generated / accepted / trained on | rejected by reason | accepted with a relabelled duplicate | $ labels / $ LLM (on) | "
              "accepted labels = 10-NN label | LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 13]
-    examples = ["", "Accepted items, the first 4 of each dataset's lowest seed (label: text, cut to 120 characters):", ""]
+    examples = ["", "Per dataset: the paired differences by seed, the accepted items' labels, and the first 4 accepted "
+                "items of the lowest seed (label: text, cut to 120 characters):", ""]
     for name in DATASETS:
         pairs = []
         for on in sorted(runs.glob(f"{name}-s*-on.tar.gz")):
@@ -302,6 +303,12 @@ def report(runs: Path = RUNS) -> str:
         usd_llm = np.mean([sum(v for k, v in p[1]["dollars"].items() if k != "label") for p in pairs])
         llm_s = np.mean([sum(p[1]["llm_s"].get(k, 0.0) for k in ("generation", "consistency", "verification"))
                          for p in pairs])
+        counts: dict[str, int] = {}
+        for label, _, _ in accepted_items:
+            counts[label] = counts.get(label, 0) + 1
+        diffs = ", ".join(f"{a - b:+.3f}" for a, b in zip(acc_on, acc_off))
+        examples.append(f"- {name}: on - off per seed {diffs}; accepted labels "
+                        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         for label, text, _ in pairs[0][1]["synthetic"]["accepted_items"][:4]:
             examples.append(f"- {name}, {label}: {' '.join(text.split())[:120]}")
         lines.append(

@@ -22,6 +22,11 @@ built from those archives alone::
 
     python experiments/llm_roles/generation.py record --seeds 0 1 2 3 4
     python experiments/llm_roles/generation.py report      # offline, seconds
+
+The generator is shown no pool text by default (``--n-examples 0``): shown the
+least confident ones, Qwen 0.5B copies them (the variant recorded with
+``--n-examples 5 --runs results/generation/shown_examples``). What the
+table shows: ``GENERATION.md``.
 """
 
 from __future__ import annotations

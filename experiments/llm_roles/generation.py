@@ -32,7 +32,6 @@ table shows: ``GENERATION.md``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -273,11 +272,13 @@ def neighbour_labels(name: str, vectors: np.ndarray, k: int = 10) -> list[str]:
 def report(runs: Path = RUNS) -> str:
     from alband.stats import mean_interval, paired_interval
 
-    lines = ["| dataset | seeds | accuracy off | accuracy on | on - off (95% t) | labels off / on | "
-             "synthetic generated / accepted / trained on | rejected by reason | accepted with a relabelled duplicate | $ labels / $ LLM (on) | "
-             "accepted labels = 10-NN label | LLM s / run (on) | wall s / run off / on |", "|" + "---|" * 13]
-    examples = ["", "Per dataset: the paired differences by seed, the accepted items' labels, and the first 4 accepted "
-                "items of the lowest seed (label: text, cut to 120 characters):", ""]
+    columns = ("dataset", "seeds", "accuracy off", "accuracy on", "on - off (95% t)", "labels off / on",
+               "synthetic generated / accepted / trained on", "rejected by reason",
+               "accepted with a relabelled duplicate", "$ labels / $ LLM (on)", "accepted labels = 10-NN label",
+               "LLM s / run (on)", "wall s / run off / on")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    examples = ["", ("Per dataset: the paired differences by seed, the accepted items' labels, and the first 4 "
+                     "accepted items of the lowest seed (label: text, cut to 120 characters):"), ""]
     for name in DATASETS:
         pairs = []
         for on in sorted(runs.glob(f"{name}-s*-on.tar.gz")):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from alband.annotation import Item
 from alband.annotators.openai_annotator import OpenAIAnnotator
 from alband.costs import Budget, Price
-from alband.errors import AnnotatorError, BudgetExhausted
+from alband.errors import AlbandError, AnnotatorError, BudgetExhausted
 from alband.live.paid_call import ChargeResult, CostOverrun, RetryPolicy, Skipped, paid_call, paid_charge
 from alband.store.budget_guard import BudgetGuard
 from alband.store.ledger import Ledger
@@ -166,3 +168,27 @@ def test_an_idempotency_key_is_sent_only_where_the_api_takes_one_and_is_stable(s
     assert all("idempotency-key" not in request.headers for request in server.requests[:2])
     keys = [request.headers.get("idempotency-key") for request in server.requests[2:]]
     assert len(keys) == 2 and keys[0] == keys[1] and keys[0].startswith("alband-")  # one key for both attempts
+
+
+def test_a_charge_records_its_call_seconds_and_a_resume_reads_them_back(tmp_path):
+    """``latency_s`` of a settled charge is the call's wall time (as for labels), or the one the call gives."""
+    path = tmp_path / "ledger.sqlite"
+
+    def slow() -> ChargeResult:
+        time.sleep(0.05)
+        return ChargeResult(0.01, "[1]")
+
+    with Ledger.open(path, create=True) as ledger:
+        guard = BudgetGuard(Budget(1.0))
+        paid_charge(ledger, guard, "generation", "gen-1", "llm", 0.05, slow)
+        paid_charge(ledger, guard, "consistency", "gen-1 sample 0", "llm", 0.05,
+                    lambda: ChargeResult(0.01, "[2]", latency_s=7.5))
+        first = ledger.charge_for("generation", "gen-1", "llm").latency_s
+        assert 0.05 <= first < 5.0
+        assert ledger.charge_for("consistency", "gen-1 sample 0", "llm").latency_s == 7.5
+        with pytest.raises(AlbandError, match="latency_s of ledger row"):
+            ledger.settle_charge(ledger.reserve(0, None, "x", "llm", 0.01, kind="selection", key="k"), 0.0,
+                                 latency_s=-1.0)
+    with Ledger.open(path, create=False) as ledger:
+        again = paid_charge(ledger, BudgetGuard(ledger.budget(1.0)), "generation", "gen-1", "llm", 0.05, slow)
+        assert again.latency_s == first

@@ -38,6 +38,7 @@ resume by their key and never bought twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import random
@@ -180,6 +181,7 @@ class ChargeResult:
     output_tokens: int = 0
     extra: dict = field(default_factory=dict)
     billed_without_answer: bool = False  # a timeout or dropped connection: charged, then retried
+    latency_s: float | None = None  # the attempt's wall seconds; None: :func:`paid_charge` times ``call``
 
 
 def paid_charge(ledger: Ledger, guard: BudgetGuard, kind: str, key: str, payer: str, max_cost: float,
@@ -197,19 +199,26 @@ def paid_charge(ledger: Ledger, guard: BudgetGuard, kind: str, key: str, payer: 
     done = ledger.charge_for(kind, key, payer)
     if done is not None:
         return ChargeResult(done.cost_usd, done.raw or "", done.response_id or "", done.input_tokens or 0,
-                            done.output_tokens or 0, dict(done.extra))
+                            done.output_tokens or 0, dict(done.extra), latency_s=done.latency_s)
     skipped = ledger.skip_for(key, payer, kind=kind)
     if skipped is not None:
         return Skipped(key, payer, skipped.extra.get("reason", "skipped"))
     reservation = guard.reserve(max_cost)  # BudgetExhausted: the caller decides
 
+    def timed_call() -> ChargeResult:
+        start = time.perf_counter()
+        result = call()
+        if isinstance(result, ChargeResult) and result.latency_s is None:
+            result = dataclasses.replace(result, latency_s=time.perf_counter() - start)
+        return result
+
     def settle(row: int, result: ChargeResult) -> bool:
         return ledger.settle_charge(row, result.cost_usd, response_id=result.response_id, raw=result.output,
                                     input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                                    extra=result.extra)
+                                    extra=result.extra, latency_s=result.latency_s)
 
     return _purchase(ledger, guard, kind, key, payer, None, round_index, None, subject or key, max_cost,
-                     reservation, call, settle, retry or RetryPolicy())
+                     reservation, timed_call, settle, retry or RetryPolicy())
 
 
 def _billed_without_answer(result) -> str | None:

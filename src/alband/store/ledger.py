@@ -682,14 +682,19 @@ class Ledger:
             return overrun
 
     def settle_charge(self, row_id: int, cost_usd: float, *, response_id: str = "", raw: str = "",
-                      input_tokens: int = 0, output_tokens: int = 0, extra: dict | None = None) -> bool:
+                      input_tokens: int = 0, output_tokens: int = 0, extra: dict | None = None,
+                      latency_s: float | None = None) -> bool:
         """Record the result of reserved row ``row_id`` of a charge that is not a label.
 
         As :meth:`settle`: a cost above the reservation is kept with
-        ``overrun = 1`` (returned).
+        ``overrun = 1`` (returned). ``latency_s``: the call's wall seconds
+        (None: not measured, stored as NULL).
         """
         row_id = _non_negative_int(row_id, "row_id")
         cost = _dollars(cost_usd, f"cost_usd of ledger row {row_id}")
+        if latency_s is not None and not (isinstance(latency_s, (int, float)) and not isinstance(latency_s, bool)
+                                          and math.isfinite(latency_s) and latency_s >= 0):
+            raise AlbandError(f"latency_s of ledger row {row_id} must be a finite number >= 0, got {latency_s!r}")
         text = _extra_json(extra or {}, row_id)
         with self._lock:
             conn = self._writable()
@@ -698,9 +703,9 @@ class Ledger:
                 raise AlbandError(f"ledger row {row_id} is a label: settle it with settle()")
             overrun = cost > row.reserved_usd + _TOLERANCE_USD
             self._finish(conn, row, STATUS_SETTLED, cost, overrun, (
-                "input_tokens = ?, output_tokens = ?, response_id = ?, raw = ?, extra = ?",
+                "input_tokens = ?, output_tokens = ?, latency_s = ?, response_id = ?, raw = ?, extra = ?",
                 (_non_negative_int(input_tokens, "input_tokens"), _non_negative_int(output_tokens, "output_tokens"),
-                 str(response_id), str(raw), text)))
+                 None if latency_s is None else float(latency_s), str(response_id), str(raw), text)))
             return overrun
 
     def charge(self, row_id: int, cost_usd: float | None = None, *, reason: str = "") -> None:

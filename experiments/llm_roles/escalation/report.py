@@ -33,6 +33,10 @@ cannot reject, and a threshold no audited item reaches cannot be rejected
 (``p = 1``), so with the default grid a confidence that never reaches 0.99
 certifies nothing; the quantile grid starts where the confidences are.
 
+A third rule certifies one threshold per dataset on that dataset's audited
+items (each at ``delta / 3``, a union bound; :func:`per_dataset_thresholds`):
+the cheap model's confidence is on different scales on different tasks.
+
 Items are those both models answered (joined on dataset and id), AG News, TREC
 and Subj pooled. Per seed, a uniform ``--calibration-share`` of them is the
 audited sample (both models are paid on it) and the rest are the test items;
@@ -85,7 +89,8 @@ CHEAP, STRONG = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"
 LEVELS = ((0.1, 0.1), (0.2, 0.1), (0.3, 0.1))
 CONFIDENCES = ("label-set p", "stated confidence")
 #: (confidence column, threshold grid) of each escalation rule reported.
-ROUTES = ((0, "grid 0.99..0"), (0, "stream-quantile grid"), (1, "stream-quantile grid"))
+ROUTES = ((0, "grid 0.99..0"), (0, "stream-quantile grid"), (0, "per-dataset thresholds"),
+          (1, "stream-quantile grid"))
 #: Nominal dollars per million (input, output) tokens: a small and a frontier-class API model's list prices.
 PRICES = {"cheap": (0.15, 0.60), "strong": (3.0, 15.0)}
 
@@ -201,10 +206,14 @@ def run(items: dict, seeds: int, calibration_share: float) -> dict:
         for column, grid_name in ROUTES:
             conf = items["confidence"][:, column:column + 1]
             for alpha, delta in LEVELS:
-                grid = (default_grid(100) if grid_name == "grid 0.99..0"
-                        else stream_grid(conf[test, 0], n_cal, alpha, delta))
-                thresholds = calibrate_cascade(conf[cal], agree[cal, None], alpha, delta, grid)
-                kept = keeping_stage(conf[test], thresholds) == 0
+                if grid_name == "per-dataset thresholds":
+                    thresholds = per_dataset_thresholds(conf[:, 0], agree, items["dataset"], cal, test, alpha, delta)
+                    kept = conf[test, 0] >= thresholds
+                else:
+                    grid = (default_grid(100) if grid_name == "grid 0.99..0"
+                            else stream_grid(conf[test, 0], n_cal, alpha, delta))
+                    thresholds = calibrate_cascade(conf[cal], agree[cal, None], alpha, delta, grid)
+                    kept = keeping_stage(conf[test], thresholds) == 0
                 kept_agree = agree[test][kept]
                 right = np.where(kept, cheap_right[test], strong_right[test])
                 usd = items["cheap_usd"][test] + np.where(kept, 0.0, items["strong_usd"][test])
@@ -213,17 +222,48 @@ def run(items: dict, seeds: int, calibration_share: float) -> dict:
                     coverage=kept.mean(), kept_agreement=kept_agree.mean() if kept.any() else np.nan,
                     agreement=np.where(kept, agree[test], True).mean(), accuracy=right.mean(), usd=usd.mean(),
                     held=bool(not kept.any() or 1.0 - kept_agree.mean() <= alpha),
-                    threshold=float(thresholds[0])))
+                    threshold=[float(t) for t in np.unique(thresholds)]))
     audit_usd = float((items["cheap_usd"] + items["strong_usd"]).mean() * n_cal)
     per_dataset = {}
-    for name in sorted(set(items["dataset"])):
-        mask = items["dataset"] == name
+    for name in [*sorted(set(items["dataset"])), "pooled"]:
+        mask = items["dataset"] == name if name != "pooled" else np.ones(n, bool)
         per_dataset[name] = dict(items=int(mask.sum()), cheap_accuracy=float(cheap_right[mask].mean()),
                                  strong_accuracy=float(strong_right[mask].mean()),
-                                 agreement=float(agree[mask].mean()))
+                                 agreement=float(agree[mask].mean()),
+                                 auroc=[auroc(items["confidence"][mask, c], agree[mask]) for c in (0, 1)])
     return dict(seeds=seeds, items=n, calibration=n_cal, test=n - n_cal, prices_usd_per_million=PRICES,
                 audit_usd=audit_usd, written_vs_scored_differ=int((items["cheap"] != items["cheap_scored"]).sum()),
                 per_dataset=per_dataset, rows=rows)
+
+
+def per_dataset_thresholds(confidence: np.ndarray, agree: np.ndarray, dataset: np.ndarray, cal: np.ndarray,
+                           test: np.ndarray, alpha: float, delta: float) -> np.ndarray:
+    """Per test item, the threshold certified on the audited items of its own dataset.
+
+    Each of the ``D`` datasets is certified at level ``delta / D`` with its own stream-quantile grid, so
+    that with probability at least ``1 - delta`` every dataset's kept labels (and so their union) agree
+    with the strong annotator at rate at least ``1 - alpha`` (a union bound).
+    """
+    names = sorted(set(dataset[test]))
+    out = np.full(test.size, np.inf)
+    for name in names:
+        c, t = cal[dataset[cal] == name], test[dataset[test] == name]
+        if c.size == 0:
+            continue
+        grid = stream_grid(confidence[t], c.size, alpha, delta / len(names))
+        threshold = calibrate_cascade(confidence[c, None], agree[c, None], alpha, delta / len(names), grid)[0]
+        out[dataset[test] == name] = threshold
+    return out
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """``P(score of a positive > score of a negative)``, ties counted half (Mann-Whitney); NaN without both."""
+    pos, neg = score[positive], score[~positive]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
 
 
 def stream_grid(stream_confidence: np.ndarray, n_audited: int, alpha: float, delta: float,
@@ -282,11 +322,12 @@ def table(result: dict) -> str:
 
 
 def datasets_table(result: dict) -> str:
-    lines = ["| dataset | items (both models) | 0.5B accuracy | 1.5B accuracy | 0.5B agrees with 1.5B |",
-             "|---|---|---|---|---|"]
+    lines = ["| dataset | items (both models) | 0.5B accuracy | 1.5B accuracy | 0.5B agrees with 1.5B | "
+             "AUROC of label-set p for agreement | AUROC of stated confidence for agreement |",
+             "|---|---|---|---|---|---|---|"]
     for name, d in result["per_dataset"].items():
         lines.append(f"| {name} | {d['items']} | {d['cheap_accuracy']:.3f} | {d['strong_accuracy']:.3f} | "
-                     f"{d['agreement']:.3f} |")
+                     f"{d['agreement']:.3f} | {d['auroc'][0]:.2f} | {d['auroc'][1]:.2f} |")
     return "\n".join(lines)
 
 

@@ -92,7 +92,8 @@ def test_a_file_cut_off_mid_recording_is_read_up_to_the_cut(report, tmp_path):
 
 def test_a_record_without_usage_is_one_error_line_naming_file_and_line(report, tmp_path, capsys):
     synthetic(tmp_path, n=20)
-    records = [json.loads(line) for line in gzip.open(tmp_path / "strong.jsonl.gz", "rt")]
+    with gzip.open(tmp_path / "strong.jsonl.gz", "rt") as handle:
+        records = [json.loads(line) for line in handle]
     del records[4]["response"]["usage"]
     write(tmp_path / "strong.jsonl.gz", records)
     code = report.main(["--records", str(tmp_path), "--cheap", "cheap", "--strong", "strong",

@@ -106,8 +106,8 @@ def read_answers(path: Path) -> dict[tuple[str, str], dict]:
     """
     answers = {}
     try:
-        handle = gzip.open(path, "rt")
-        lines = list(_lines(handle))
+        with gzip.open(path, "rt") as handle:
+            lines = list(_lines(handle))
     except OSError as err:
         raise BadRecords(f"{path}: cannot read ({err})") from None
     for number, line in lines:

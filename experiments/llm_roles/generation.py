@@ -26,7 +26,7 @@ built from those archives alone::
 The generator is shown no pool text by default (``--n-examples 0``): shown the
 least confident ones, Qwen 0.5B copies them (the variant recorded with
 ``--n-examples 5 --runs results/generation/shown_examples``). What the
-table shows: ``GENERATION.md``.
+table shows: ``README.md``, "Generation".
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     rec.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     rec.add_argument("--n-examples", type=int, default=0,
-                     help="least confident pool texts shown to the generator (default 0: see GENERATION.md)")
+                     help="least confident pool texts shown to the generator (default 0: see README.md, 'Generation')")
     rec.add_argument("--runs", type=Path, default=RUNS, help="folder of the archived runs")
     rec.add_argument("--threads", type=int, default=1, help="server threads (default 1)")
     rec.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "alband-llm-roles-generation",

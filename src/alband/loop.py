@@ -97,7 +97,7 @@ from alband.annotators.base import Annotator
 from alband.annotators.simulated import SimulatedLiveAnnotator
 from alband.annotators.simulated_judge import SimulatedLivePairJudge
 from alband.costs.budget import Budget
-from alband.errors import AlbandError, AnnotatorError, BudgetExhausted
+from alband.errors import AlbandError, BudgetExhausted
 from alband.models.base import Learner
 from alband.policies.base import QueryPolicy
 from alband.pool import empty_label_state, n_labeled, record_annotations

@@ -20,7 +20,6 @@ in every variant alike.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess

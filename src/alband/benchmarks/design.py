@@ -61,7 +61,7 @@ def _version(package: str) -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """Cores, platform and library versions (JSON-able)."""
+    """Cores, platform, the JAX backend and its devices (a GPU shows here), library versions (JSON-able)."""
     import jax
 
     return {
@@ -71,6 +71,7 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
+        "jax_devices": [f"{d.platform}:{getattr(d, 'device_kind', '')}" for d in jax.devices()],
         "numpy": np.__version__,
         "cvxpy": _version("cvxpy"),
         "clarabel": _version("clarabel"),

@@ -96,6 +96,7 @@ base_url = "{base_url}"
 api_key_env = "ALBAND_LOCAL_KEY"
 input_usd_per_mtok = {price_in}
 output_usd_per_mtok = {price_out}
+max_tokens_param = "max_tokens"
 max_tokens = {max_tokens}
 timeout_s = 900
 max_retries = 0
@@ -257,9 +258,10 @@ def report(seeds: int, again: bool = False) -> str:
         for arm in ARMS:
             row = {}
             for name, values in (("32", at32), ("100", at100)):
-                mean, lo, hi = mean_interval(values[arm])
-                row[name] = (mean, lo, hi)
-                row[f"d{name}"] = None if arm == "random" else paired_interval(values[arm], values["random"])
+                m = mean_interval(values[arm])
+                row[name] = (m.estimate, m.low, m.high)
+                d = None if arm == "random" else paired_interval(values[arm], values["random"])
+                row[f"d{name}"] = None if d is None else (d.estimate, d.low, d.high)
             table[arm] = row
 
             def fmt(m):
@@ -290,12 +292,19 @@ def report(seeds: int, again: bool = False) -> str:
                     index = next((i for i, n in enumerate(counts) if n >= K + more), len(counts) - 1)
                     equal.append(acc[index])
                 d = paired_interval(at32[arm], equal)
+                d = (d.estimate, d.low, d.high)
                 lines.append(f"| {price_name} | {arm} | {np.mean(dollars[prompt]):.5f} | {np.mean(extra):.1f} | "
                              f"{np.mean(equal):.3f} | {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
         lines.append("")
         summary["datasets"][dataset] = {"table": {arm: {k: v for k, v in row.items()} for arm, row in table.items()},
                                         "selection_usd": dollars, "live_check": live}
     calls_table = _calls_table(calls)
+    checked = [c for d in summary["datasets"].values() for c in d["live_check"].values()]
+    runs = sum(c["runs_checked"] for c in checked)
+    worst = max((c["max_abs_difference"] for c in checked if c["max_abs_difference"] is not None), default=None)
+    calls_table += (f"\nReplay check: `alband simulate --selections` reproduces the accuracies of {runs} live runs "
+                    f"round by round (largest absolute difference {worst}).\n" if runs else
+                    "\nReplay check: no live run folder or archive to compare with.\n")
     text = "\n".join(lines) + "\n" + calls_table
     (RESULTS / "summary.md").write_text(text + "\n")
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
@@ -325,16 +334,28 @@ def _calls_table(calls: list[dict]) -> str:
 
 
 def _live_check(dataset: str, curves: dict, seeds: int) -> dict:
-    """Where the live runs' folders are present: their accuracies against the replay's (max abs difference)."""
+    """The live runs' accuracies against the replay's (max abs difference): from the run folders, or from
+    ``runs.tar.gz`` (the folders archived once recorded) where the folders are absent."""
+    import tarfile
+
+    archive = RESULTS / "runs.tar.gz"
+    members = {}
+    if archive.exists():
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith("/metrics.jsonl"):
+                    members[member.name.split("/")[-2]] = tar.extractfile(member).read().decode()
     out = {}
     for prompt in PROMPTS:
         diffs = []
         for seed in range(seeds):
-            metrics = RESULTS / "runs" / f"{dataset}-{prompt}-seed{seed}" / "metrics.jsonl"
-            if not metrics.exists():
+            name = f"{dataset}-{prompt}-seed{seed}"
+            folder = RESULTS / "runs" / name / "metrics.jsonl"
+            text = folder.read_text() if folder.exists() else members.get(name)
+            if text is None:
                 continue
-            live = [json.loads(line)["test_accuracy"] for line in metrics.read_text().splitlines()
-                    if line.strip() and "test_accuracy" in json.loads(line)]
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            live = [row["test_accuracy"] for row in rows if "test_accuracy" in row]
             replay = curves[f"llm-{prompt}+margin"]["test_accuracy"][seed]
             diffs.append(max(abs(a - b) for a, b in zip(live, replay)) if len(live) == len(replay) else float("inf"))
         out[prompt] = {"runs_checked": len(diffs), "max_abs_difference": max(diffs) if diffs else None}

@@ -329,3 +329,15 @@ def test_rows_are_gzip_json_and_plain_rows_of_earlier_versions_are_still_read(tm
     assert store.read("bad") is None  # unreadable: the cell runs again
     with pytest.raises(AlbandError, match="bad.json.gz: corrupted result row"):
         list(store.rows())
+
+
+def test_fill_readme_section_replaces_only_the_tagged_section(tmp_path):
+    from alband.errors import AlbandError
+    from alband.sweep.report import fill_readme_section
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- cells: begin -->\nold\n<!-- cells: end -->\nkept\n")
+    fill_readme_section(readme, "new\n", "cells")
+    assert readme.read_text() == "intro\n<!-- cells: begin -->\nnew\n<!-- cells: end -->\nkept\n"
+    with pytest.raises(AlbandError, match="no '<!-- report.py: begin -->'"):
+        fill_readme_section(readme, "x\n")

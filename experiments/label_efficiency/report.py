@@ -22,33 +22,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # before alband imports JAX
+
+from alband.sweep.report import fill_readme_section, full_pool_accuracy  # noqa: E402
+
 SWEEP = HERE / "results" / "sweep"
 TARGET_SHARE = 0.95
 SIMPLE_BASELINES = ("random", "least_confidence", "margin", "entropy")
 DOLLAR_GRID = 200
-
-
-def full_pool_accuracy(row: dict) -> float:
-    """Test accuracy of the row's learner fitted on every pool label of its dataset."""
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    import jax.numpy as jnp
-
-    from alband.config import parse_config
-    from alband.models.softmax_regression import accuracy, fit, init_params
-    from alband.runner import load_task, loop_settings
-
-    config = parse_config(row["config_text"], source=row["name"], base_dir=HERE)
-    task = load_task(config, quiet=True)
-    learner = loop_settings(config, task).learner
-    params = fit(learner, init_params(learner, task.x.shape[1]), jnp.asarray(task.x), jnp.asarray(task.y),
-                 jnp.ones(task.n_items, jnp.float32))
-    return float(accuracy(params, jnp.asarray(task.x_test), jnp.asarray(task.y_test)))
 
 
 def dollar_metrics(row: dict, common_usd: float) -> dict[str, np.ndarray]:
@@ -76,7 +63,7 @@ def analyse() -> dict:
            "failed": [r["name"] for r in failed]}
     for name in datasets:
         cells = [r for r in rows if r["coordinates"]["dataset"] == name]
-        full = full_pool_accuracy(cells[0])
+        full = full_pool_accuracy(cells[0], HERE)
         target = TARGET_SHARE * full
         common_usd = min(float(np.min(np.asarray(r["result"]["curves"]["spent_usd"])[:, -1])) for r in cells)
         values = {}
@@ -260,24 +247,14 @@ def cells_run(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(readme: Path, text: str, tag: str = "report.py") -> None:
-    """Put ``text`` between the README's generated-section markers of ``tag``."""
-    begin, end = f"<!-- {tag}: begin -->", f"<!-- {tag}: end -->"
-    old = readme.read_text()
-    if begin not in old or end not in old:
-        raise SystemExit(f"{readme}: no '{begin}' ... '{end}' section to fill")
-    new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}{end}", old, flags=re.S)
-    readme.write_text(new)
-
-
 def main() -> int:
     summary = analyse()
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     text = tables(summary)
     (HERE / "results" / "tables.md").write_text(text)
-    replace_section(HERE / "README.md", text)
-    replace_section(HERE / "README.md", cells_run(summary), "cells")
+    fill_readme_section(HERE / "README.md", text)
+    fill_readme_section(HERE / "README.md", cells_run(summary), "cells")
     for path in plots(summary):
         print(f"wrote {path.relative_to(HERE)}")
     print(text)

@@ -21,33 +21,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # before alband imports JAX
+
+from alband.sweep.report import fill_readme_section, full_pool_accuracy  # noqa: E402
+
 SWEEP = HERE / "results" / "sweep"
 SPEND_POINTS = (0.05, 0.10)
 FIXED_TARGETS = {"trec": 0.80}  # datasets whose 95%-of-full-pool target no plan reaches within 500 labels
 TARGET_SHARE = 0.95
-
-
-def full_pool_accuracy(row: dict) -> float:
-    """Test accuracy of the row's learner fitted on every pool label (gold) of its dataset."""
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    import jax.numpy as jnp
-
-    from alband.config import parse_config
-    from alband.models.softmax_regression import accuracy, fit, init_params
-    from alband.runner import load_task, loop_settings
-
-    config = parse_config(row["config_text"], source=row["name"], base_dir=HERE)
-    task = load_task(config, quiet=True)
-    learner = loop_settings(config, task).learner
-    params = fit(learner, init_params(learner, task.x.shape[1]), jnp.asarray(task.x), jnp.asarray(task.y),
-                 jnp.ones(task.n_items, jnp.float32))
-    return float(accuracy(params, jnp.asarray(task.x_test), jnp.asarray(task.y_test)))
 
 
 def per_seed(row: dict, target: float) -> dict[str, np.ndarray]:
@@ -82,7 +69,7 @@ def analyse() -> dict:
            "datasets": {}, "failed": [r["name"] for r in failed]}
     for name in dict.fromkeys(r["coordinates"]["dataset"] for r in rows):
         cells = [r for r in rows if r["coordinates"]["dataset"] == name]
-        full = full_pool_accuracy(cells[0])
+        full = full_pool_accuracy(cells[0], HERE)
         target = FIXED_TARGETS.get(name, TARGET_SHARE * full)
         values = {r["coordinates"]["labelling"]: (r["seeds"], per_seed(r, target), r) for r in cells}
         for _, m, _ in values.values():
@@ -145,21 +132,12 @@ def tables(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(readme: Path, text: str) -> None:
-    begin, end = "<!-- report.py: begin -->", "<!-- report.py: end -->"
-    old = readme.read_text()
-    if begin not in old or end not in old:
-        raise SystemExit(f"{readme}: no '{begin}' ... '{end}' section to fill")
-    readme.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}{end}", old,
-                             flags=re.S))
-
-
 def main() -> int:
     summary = analyse()
     (HERE / "results" / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     text = tables(summary)
     (HERE / "results" / "tables.md").write_text(text)
-    replace_section(HERE / "README.md", text)
+    fill_readme_section(HERE / "README.md", text)
     print(text)
     return 0
 

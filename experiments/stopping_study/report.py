@@ -21,12 +21,14 @@ Writes ``results/tables.md`` (both horizons), ``results*/summary.json``, ``resul
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+
+from alband.sweep.report import fill_readme_section  # noqa: E402
+
 HORIZONS = {"60 rounds": HERE / "results", "150 rounds": HERE / "results_long"}
 FEE_AXIS = "annotators.human.usd_per_label"
 CONFIGURED = "max_labels (300)"
@@ -296,15 +298,6 @@ def plots(folder: Path, summary: dict) -> list[Path]:
     return written
 
 
-def replace_section(readme: Path, text: str) -> None:
-    begin, end = "<!-- report.py: begin -->", "<!-- report.py: end -->"
-    old = readme.read_text()
-    if begin not in old or end not in old:
-        raise SystemExit(f"{readme}: no '{begin}' ... '{end}' section to fill")
-    readme.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}{end}", old,
-                             flags=re.S))
-
-
 def main() -> int:
     summaries = {}
     for horizon, folder in HORIZONS.items():
@@ -319,7 +312,7 @@ def main() -> int:
     text = tables(summaries)
     (HERE / "results" / "tables.md").write_text(text)
     (HERE / "results_long" / "tables.md").unlink(missing_ok=True)  # both horizons are in results/tables.md
-    replace_section(HERE / "README.md", text)
+    fill_readme_section(HERE / "README.md", text)
     print(text)
     return 0
 

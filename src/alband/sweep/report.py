@@ -269,3 +269,38 @@ def plot_report(directory: str | Path, report: dict[str, Any], path: str | Path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def full_pool_accuracy(row: dict[str, Any], base_dir: str | Path) -> float:
+    """Test accuracy of a stored row's learner fitted on every pool label (gold) of its dataset.
+
+    The reference a study's "labels to X% of the full pool" target is a share
+    of. ``base_dir``: the folder the row's config paths are relative to (the
+    sweep spec's folder).
+    """
+    import jax.numpy as jnp
+
+    from alband.config import parse_config
+    from alband.models.softmax_regression import accuracy, fit, init_params
+    from alband.runner import load_task, loop_settings
+
+    config = parse_config(row["config_text"], source=row["name"], base_dir=Path(base_dir))
+    task = load_task(config, quiet=True)
+    learner = loop_settings(config, task).learner
+    params = fit(learner, init_params(learner, task.x.shape[1]), jnp.asarray(task.x), jnp.asarray(task.y),
+                 jnp.ones(task.n_items, jnp.float32))
+    return float(accuracy(params, jnp.asarray(task.x_test), jnp.asarray(task.y_test)))
+
+
+def fill_readme_section(readme: str | Path, text: str, tag: str = "report.py") -> None:
+    """Put ``text`` between ``<!-- TAG: begin -->`` and ``<!-- TAG: end -->`` in ``readme`` (a study's generated
+    section); an error naming the file when the markers are missing."""
+    import re
+
+    readme = Path(readme)
+    begin, end = f"<!-- {tag}: begin -->", f"<!-- {tag}: end -->"
+    old = readme.read_text()
+    if begin not in old or end not in old:
+        raise AlbandError(f"{readme}: no '{begin}' ... '{end}' section to fill")
+    readme.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}{end}", old,
+                             flags=re.S))
